@@ -1,0 +1,64 @@
+# The documented entry points: `make up` runs the platform locally, `make test` runs every check.
+# Both install what they need first and are safe to run again.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+UV_VERSION := 0.13.9
+UV ?= uv
+export UV_LINK_MODE := copy
+export DEBIAN_FRONTEND := noninteractive
+APT_PACKAGES := redis-server postgresql
+PYTEST_ARGS ?=
+
+.PHONY: up down status test deps apt python binaries lint typecheck pytest unit crds bench-operator bench-proxy bench-control-api
+
+up: deps ## start the local platform (cluster, Redis, PostgreSQL, CRDs) and print how to reach it
+	@echo "==> starting the local platform"
+	$(UV) run --frozen python -m clawhost_localcluster up
+
+down: ## stop the local platform and delete its data
+	$(UV) run --frozen python -m clawhost_localcluster down
+
+status:
+	$(UV) run --frozen python -m clawhost_localcluster status
+
+test: deps lint typecheck pytest ## install everything, then lint, type-check and run the whole suite
+
+deps: apt python binaries
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  for s in redis-server postgresql; do $$SUDO systemctl disable --now $$s >/dev/null 2>&1 || true; done; \
+	else echo "==> Debian packages present: $(APT_PACKAGES)"; fi
+
+python:
+	@if ! command -v $(UV) >/dev/null || [ "$$($(UV) --version | cut -d' ' -f2)" != "$(UV_VERSION)" ]; then \
+	  echo "==> installing uv $(UV_VERSION)"; python3 -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; fi
+	@echo "==> syncing the locked Python environment (.venv)"
+	$(UV) sync --frozen --quiet
+
+binaries: python ## build etcd, Kubernetes and kwok once (cached in ~/.cache/clawhost)
+	@echo "==> ensuring the control-plane binaries (first run builds them from Go modules, ~20-40 min on 2 cores)"
+	$(UV) run --frozen python -m clawhost_localcluster build
+
+lint:
+	@echo "==> ruff"
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck:
+	@echo "==> mypy (strict)"
+	$(UV) run --frozen mypy -p clawhost_api -p clawhost_operator -p clawhost_proxy -p clawhost_control_api -p clawhost_onboarding -p clawhost_localcluster
+
+pytest:
+	@echo "==> pytest (real control plane, Redis, PostgreSQL)"
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+unit:
+	$(UV) run --frozen pytest -m "not cluster and not services" $(PYTEST_ARGS)
+
+crds: ## regenerate crds/customer.crd.yaml from crds/clawhost_api
+	$(UV) run --frozen python -m clawhost_api.crd > crds/customer.crd.yaml

@@ -1,0 +1,1 @@
+"""clawhost component."""

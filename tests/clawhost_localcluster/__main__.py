@@ -1,0 +1,181 @@
+"""`python -m clawhost_localcluster {build,up,down,status}`: the local platform for people (make up / make down)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from clawhost_localcluster.build import BuildError, ensure_binaries
+from clawhost_localcluster.environment import Environment, local_environment
+from clawhost_localcluster.processes import StartupError
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_DIR = REPO / ".run"
+STATE_FILE = RUN_DIR / "state.json"
+PID_FILE = RUN_DIR / "supervisor.pid"
+LOG_FILE = RUN_DIR / "supervisor.log"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _running_pid() -> int | None:
+    try:
+        pid = int(PID_FILE.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _install_platform(env: Environment) -> None:
+    """Install what exists of the platform: the CRDs (later: operator, proxy, control API)."""
+    for crd in sorted((REPO / "crds").glob("*.crd.yaml")):
+        env.cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+        print(f"[up] applied {crd.relative_to(REPO)}", flush=True)
+    env.cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+
+
+def _describe(state: dict[str, str]) -> str:
+    return "\n".join(
+        [
+            "clawhost local platform is up:",
+            f"  kubeconfig   export KUBECONFIG={state['kubeconfig']}",
+            f"  kubectl      {state['kubectl']}",
+            f"  redis        {state['redis_url']}",
+            f"  postgres     {state['postgres_dsn']}",
+            f"  logs         {state['workdir']}/cluster/logs  (supervisor: {LOG_FILE})",
+            "  try          kubectl get nodes; kubectl apply -f crds/examples/customer.yaml; kubectl get cust",
+            "  stop         make down",
+        ]
+    )
+
+
+def _serve() -> int:
+    """Supervisor body: start everything, write the state file, then wait for SIGTERM/SIGINT."""
+    workdir = RUN_DIR / "data"
+    with local_environment(workdir=workdir) as env:
+        _install_platform(env)
+        state = {
+            "kubeconfig": str(env.cluster.kubeconfig),
+            "kubectl": str(env.cluster.kubectl_path),
+            "redis_url": env.redis.url,
+            "postgres_dsn": env.postgres.dsn,
+            "workdir": str(env.workdir),
+        }
+        STATE_FILE.write_text(json.dumps(state, indent=2))
+        print(_describe(state), flush=True)
+        try:
+            while True:
+                if env.cluster.control_plane is not None:
+                    env.cluster.control_plane.check_alive()
+                time.sleep(2)  # supervision poll, not synchronisation
+        except KeyboardInterrupt:
+            print("[up] stopping", flush=True)
+        finally:
+            STATE_FILE.unlink(missing_ok=True)
+    return 0
+
+
+def _up(timeout: float) -> int:
+    RUN_DIR.mkdir(exist_ok=True)
+    pid = _running_pid()
+    if pid is not None and STATE_FILE.exists():
+        print(f"already running (pid {pid})")
+        print(_describe(json.loads(STATE_FILE.read_text())))
+        return 0
+    if pid is not None:
+        print(f"a previous start (pid {pid}) is still coming up; waiting for it")
+    else:
+        # Stale data of a crashed run would hold an old etcd; start clean.
+        subprocess.run(["rm", "-rf", str(RUN_DIR / "data")], check=True)
+        STATE_FILE.unlink(missing_ok=True)
+        ensure_binaries()  # builds in the foreground so the progress shows here
+        with LOG_FILE.open("ab") as log:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "clawhost_localcluster", "serve"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=REPO,
+            )
+        PID_FILE.write_text(str(child.pid))
+        pid = child.pid
+        print(f"starting the local platform (pid {pid}, log {LOG_FILE})", flush=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if STATE_FILE.exists():
+            print(_describe(json.loads(STATE_FILE.read_text())))
+            return 0
+        if not _alive(pid):
+            print(f"the platform failed to start; end of {LOG_FILE}:\n" + LOG_FILE.read_text()[-3000:], file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+    print(f"timed out after {timeout:.0f}s; see {LOG_FILE}", file=sys.stderr)
+    return 1
+
+
+def _down() -> int:
+    pid = _running_pid()
+    if pid is None:
+        print("not running")
+        PID_FILE.unlink(missing_ok=True)
+        return 0
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    PID_FILE.unlink(missing_ok=True)
+    subprocess.run(["rm", "-rf", str(RUN_DIR / "data")], check=True)
+    print("stopped; data removed")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m clawhost_localcluster", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="build and cache the Kubernetes, etcd and kwok binaries")
+    up = sub.add_parser("up", help="start the local platform in the background and print how to reach it")
+    up.add_argument("--timeout", type=float, default=300)
+    sub.add_parser("down", help="stop the local platform and delete its data")
+    sub.add_parser("status", help="print how to reach the running platform")
+    sub.add_parser("serve", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build":
+            for field, value in vars(ensure_binaries()).items():
+                print(f"{field}: {value}")
+            return 0
+        if args.command == "up":
+            return _up(args.timeout)
+        if args.command == "down":
+            return _down()
+        if args.command == "serve":
+            return _serve()
+        if STATE_FILE.exists() and _running_pid() is not None:
+            print(_describe(json.loads(STATE_FILE.read_text())))
+            return 0
+        print("not running (start it with `make up`)")
+        return 3
+    except (BuildError, StartupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

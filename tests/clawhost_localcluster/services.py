@@ -1,0 +1,176 @@
+"""Redis and PostgreSQL from Debian's packages, each on a free loopback port with its own data directory."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clawhost_localcluster.processes import ManagedProcess, StartupError, free_port, wait_until
+
+_POSTGRES_ROOTS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+
+
+def _redis_ping(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+        conn.sendall(b"PING\r\n")
+        return conn.recv(64).startswith(b"+PONG")
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server; `url` is what clients use."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise StartupError("redis-server is not installed (Debian package redis-server; `make deps` installs it)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = ManagedProcess(
+            "redis",
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--protected-mode",
+                "yes",
+                "--daemonize",
+                "no",
+            ],
+            self.data_dir / "redis.log",
+        )
+        self.process.start()
+        wait_until("redis to answer PING", lambda: _redis_ping(self.port), 20, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+
+def _postgres_bin(name: str) -> str:
+    for root in _POSTGRES_ROOTS:
+        if (root / name).is_file():
+            return str(root / name)
+    found = shutil.which(name)
+    if found is None:
+        raise StartupError(f"{name} not found (Debian package postgresql; `make deps` installs it)")
+    return found
+
+
+@dataclass
+class PostgresServer:
+    """A private PostgreSQL cluster (trust auth on loopback only); `dsn` is what clients use."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    database: str = "clawhost"
+    process: ManagedProcess | None = None
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def _run_as(self) -> tuple[int, int] | None:
+        if os.geteuid() != 0:
+            return None
+        # PostgreSQL refuses to run as root; use the package's own system user.
+        entry = pwd.getpwnam("postgres")
+        return entry.pw_gid, entry.pw_uid
+
+    def _initdb(self) -> None:
+        run_as = self._run_as()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if run_as is not None:
+            os.chown(self.data_dir, run_as[1], run_as[0])
+            self.data_dir.parent.chmod(self.data_dir.parent.stat().st_mode | 0o711)
+        cmd = [
+            _postgres_bin("initdb"),
+            "-D",
+            str(self.data_dir / "pgdata"),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        ]
+        result = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            check=False,
+            user=run_as[1] if run_as else None,
+            group=run_as[0] if run_as else None,
+            extra_groups=[] if run_as else None,
+        )
+        if result.returncode != 0:
+            raise StartupError(f"initdb failed: {result.stderr[-2000:]}")
+
+    def start(self) -> None:
+        """Start the server (initialising the data directory the first time); safe after `stop`."""
+        if not (self.data_dir / "pgdata" / "PG_VERSION").exists():
+            self._initdb()
+        self.process = ManagedProcess(
+            "postgres",
+            [
+                _postgres_bin("postgres"),
+                "-D",
+                str(self.data_dir / "pgdata"),
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={self.data_dir}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=300",
+            ],
+            self.data_dir / "postgres.log",
+            run_as=self._run_as(),
+        )
+        self.process.start()
+        wait_until("postgres to accept connections", self._ensure_database, 30, self.process, interval=0.2)
+
+    def _ensure_database(self) -> bool:
+        import psycopg
+
+        with psycopg.connect(
+            f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True, connect_timeout=2
+        ) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{self.database}"')
+        return True
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(grace=15)

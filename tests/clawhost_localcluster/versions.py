@@ -1,0 +1,21 @@
+"""The pinned versions of everything the local cluster builds, and where builds are cached."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+KUBERNETES_VERSION = "v1.35.4"
+ETCD_VERSION = "v3.6.16"
+KWOK_VERSION = "v0.7.0"
+
+KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+
+def cache_root() -> Path:
+    """Builds live outside the repository so a fresh clone reuses them (override with CLAWHOST_CACHE)."""
+    configured = os.environ.get("CLAWHOST_CACHE")
+    if configured:
+        return Path(configured)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "clawhost"
