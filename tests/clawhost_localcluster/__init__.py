@@ -1,1 +1,1 @@
-"""A real local Kubernetes control plane (etcd, apiserver, controller-manager, scheduler, kwok), Redis and PostgreSQL."""
+"""A real local Kubernetes control plane (etcd, apiserver, controllers, scheduler, kwok), Redis and PostgreSQL."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -97,11 +98,10 @@ def wait_until(
     while time.monotonic() < deadline:
         if process is not None and not process.running:
             raise StartupError(f"{process.name} exited while waiting for {what}:\n{process.log_tail()}")
-        try:
+        # Not being up yet is the expected failure while polling.
+        with contextlib.suppress(Exception):
             if check():
                 return
-        except Exception:
-            pass
         time.sleep(interval)
     tail = process.log_tail() if process is not None else ""
     raise StartupError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
