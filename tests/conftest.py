@@ -1,33 +1,55 @@
-"""Session fixtures: one real control plane, Redis and PostgreSQL for the whole run, started on first use."""
+"""Session fixtures: one real control plane, Redis and PostgreSQL per run, each started on first use."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from clawhost_localcluster.environment import Cluster, Environment, local_environment
+
+from clawhost_localcluster.environment import (
+    Cluster,
+    running_cluster,
+    running_postgres,
+    running_redis,
+    scratch_dir,
+)
+from clawhost_localcluster.services import PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")
-def environment() -> Iterator[Environment]:
-    with local_environment() as env:
-        yield env
+def session_dir() -> Iterator[Path]:
+    with scratch_dir() as root:
+        yield root
 
 
 @pytest.fixture(scope="session")
-def cluster(environment: Environment) -> Cluster:
-    return environment.cluster
+def cluster(session_dir: Path) -> Iterator[Cluster]:
+    with running_cluster(session_dir / "cluster") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
-def redis_url(environment: Environment) -> str:
-    return environment.redis.url
+def redis_server(session_dir: Path) -> Iterator[RedisServer]:
+    with running_redis(session_dir / "redis") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
-def postgres_dsn(environment: Environment) -> str:
-    return environment.postgres.dsn
+def postgres_server(session_dir: Path) -> Iterator[PostgresServer]:
+    with running_postgres(session_dir / "postgres") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(postgres_server: PostgresServer) -> str:
+    return postgres_server.dsn
 
 
 @pytest.fixture

@@ -73,37 +73,74 @@ def _terminate_on_sigterm() -> Iterator[None]:
 
 
 @contextmanager
-def local_environment(workdir: Path | None = None, keep_data: bool = False) -> Iterator[Environment]:
+def running_cluster(workdir: Path) -> Iterator[Cluster]:
+    """The existing cluster named by CLAWHOST_KUBECONFIG, or a fresh local control plane stopped on exit."""
+    existing = os.environ.get(EXISTING_KUBECONFIG_ENV)
+    if existing:
+        kubeconfig = Path(existing).expanduser().resolve()
+        if not kubeconfig.is_file():
+            raise StartupError(f"{EXISTING_KUBECONFIG_ENV}={existing} does not name a kubeconfig file")
+        kubectl = shutil.which("kubectl")
+        if kubectl is None:
+            raise StartupError("using an existing cluster needs kubectl on PATH")
+        cluster = Cluster(kubeconfig, Path(kubectl), existing=True, control_plane=None)
+        cluster.kubectl("get", "nodes")
+        _log(f"using the existing cluster of {kubeconfig}")
+        yield cluster
+        return
+    binaries = ensure_binaries()
+    control_plane = ControlPlane(binaries, workdir)
+    try:
+        control_plane.start()
+        yield Cluster(control_plane.kubeconfig, binaries.kubectl, existing=False, control_plane=control_plane)
+    finally:
+        control_plane.stop()
+
+
+@contextmanager
+def running_redis(workdir: Path) -> Iterator[RedisServer]:
+    redis = RedisServer(workdir)
+    try:
+        redis.start()
+        yield redis
+    finally:
+        redis.stop()
+
+
+@contextmanager
+def running_postgres(workdir: Path) -> Iterator[PostgresServer]:
+    postgres = PostgresServer(workdir)
+    try:
+        postgres.start()
+        yield postgres
+    finally:
+        postgres.stop()
+
+
+@contextmanager
+def scratch_dir(prefix: str = "clawhost-env-") -> Iterator[Path]:
+    """A temp directory that is removed on exit, whatever happened."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)  # PostgreSQL runs as its own user and must reach its data dir
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def local_environment(workdir: Path | None = None) -> Iterator[Environment]:
     """Start (or attach to) a cluster plus Redis and PostgreSQL; stop all and delete temp data on exit."""
     started = time.monotonic()
-    own_dir = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="clawhost-env-")) if workdir is None else workdir
-    root.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack, _terminate_on_sigterm():
-        if own_dir and not keep_data:
-            stack.callback(shutil.rmtree, root, True)
-        existing = os.environ.get(EXISTING_KUBECONFIG_ENV)
-        if existing:
-            kubeconfig = Path(existing).expanduser().resolve()
-            if not kubeconfig.is_file():
-                raise StartupError(f"{EXISTING_KUBECONFIG_ENV}={existing} does not name a kubeconfig file")
-            kubectl = shutil.which("kubectl")
-            if kubectl is None:
-                raise StartupError("using an existing cluster needs kubectl on PATH")
-            cluster = Cluster(kubeconfig, Path(kubectl), existing=True, control_plane=None)
-            cluster.kubectl("get", "nodes")
-            _log(f"using the existing cluster of {kubeconfig}")
+        if workdir is None:
+            root = stack.enter_context(scratch_dir())
         else:
-            binaries = ensure_binaries()
-            control_plane = ControlPlane(binaries, root / "cluster")
-            stack.callback(control_plane.stop)
-            control_plane.start()
-            cluster = Cluster(control_plane.kubeconfig, binaries.kubectl, existing=False, control_plane=control_plane)
-        redis = RedisServer(root / "redis")
-        stack.callback(redis.stop)
-        redis.start()
-        postgres = PostgresServer(root / "postgres")
-        stack.callback(postgres.stop)
-        postgres.start()
+            root = workdir
+            root.mkdir(parents=True, exist_ok=True)
+            root.chmod(0o755)
+        cluster = stack.enter_context(running_cluster(root / "cluster"))
+        redis = stack.enter_context(running_redis(root / "redis"))
+        postgres = stack.enter_context(running_postgres(root / "postgres"))
         _log(f"environment ready in {time.monotonic() - started:.1f}s (redis :{redis.port}, postgres :{postgres.port})")
         yield Environment(cluster=cluster, redis=redis, postgres=postgres, workdir=root)
