@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 UV ?= uv
 export UV_LINK_MODE := copy
 export DEBIAN_FRONTEND := noninteractive
-APT_PACKAGES := redis-server postgresql
+APT_PACKAGES := redis-server postgresql nix-bin
 PYTEST_ARGS ?=
 
 .PHONY: up down status test deps apt python binaries lint typecheck pytest unit crds bench-operator bench-proxy bench-control-api
@@ -52,6 +52,7 @@ lint:
 typecheck:
 	@echo "==> mypy (strict)"
 	$(UV) run --frozen mypy -p clawhost_api -p clawhost_operator -p clawhost_proxy -p clawhost_control_api -p clawhost_onboarding -p clawhost_localcluster
+	$(UV) run --frozen mypy tests
 
 pytest:
 	@echo "==> pytest (real control plane, Redis, PostgreSQL)"

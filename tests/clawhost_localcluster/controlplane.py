@@ -195,6 +195,7 @@ class ControlPlane:
                 f"--service-account-signing-key-file={pki.service_account_key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--endpoint-reconciler-type=none",
+                "--allow-privileged=true",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
                 "--max-requests-inflight=2000",
                 "--max-mutating-requests-inflight=1000",
