@@ -16,7 +16,7 @@ from clawhost_localcluster.environment import Environment, local_environment
 from clawhost_localcluster.processes import StartupError
 
 REPO = Path(__file__).resolve().parents[2]
-RUN_DIR = REPO / ".run"
+RUN_DIR = Path(os.environ.get("CLAWHOST_RUN_DIR", str(REPO / ".run")))
 STATE_FILE = RUN_DIR / "state.json"
 PID_FILE = RUN_DIR / "supervisor.pid"
 LOG_FILE = RUN_DIR / "supervisor.log"
@@ -96,6 +96,7 @@ def _up(timeout: float) -> int:
         print(f"already running (pid {pid})")
         print(_describe(json.loads(STATE_FILE.read_text())))
         return 0
+    child: subprocess.Popen[bytes] | None = None
     if pid is not None:
         print(f"a previous start (pid {pid}) is still coming up; waiting for it")
     else:
@@ -120,7 +121,8 @@ def _up(timeout: float) -> int:
         if STATE_FILE.exists():
             print(_describe(json.loads(STATE_FILE.read_text())))
             return 0
-        if not _alive(pid):
+        exited = child.poll() is not None if child is not None else not _alive(pid)
+        if exited:
             print(f"the platform failed to start; end of {LOG_FILE}:\n" + LOG_FILE.read_text()[-3000:], file=sys.stderr)
             return 1
         time.sleep(0.5)

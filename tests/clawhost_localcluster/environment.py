@@ -114,7 +114,7 @@ def running_postgres(workdir: Path) -> Iterator[PostgresServer]:
         postgres.start()
         yield postgres
     finally:
-        postgres.stop()
+        postgres.remove()
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,7 @@ class PostgresServer:
     port: int = field(default_factory=free_port)
     database: str = "clawhost"
     process: ManagedProcess | None = None
+    _cluster_dir: Path | None = None
 
     @property
     def dsn(self) -> str:
@@ -99,16 +101,30 @@ class PostgresServer:
         entry = pwd.getpwnam("postgres")
         return entry.pw_gid, entry.pw_uid
 
+    @property
+    def cluster_dir(self) -> Path:
+        """Where the database files and socket live.
+
+        As root the server runs as the `postgres` user, which may not traverse the caller's private
+        directories (/root, pytest's tmp), so the files go to a directory of its own under /tmp.
+        """
+        if self._cluster_dir is None:
+            run_as = self._run_as()
+            if run_as is None:
+                self._cluster_dir = self.data_dir
+            else:
+                self._cluster_dir = Path(tempfile.mkdtemp(prefix="clawhost-pg-"))
+                os.chown(self._cluster_dir, run_as[1], run_as[0])
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            (self.data_dir / "cluster-dir").write_text(str(self._cluster_dir))
+        return self._cluster_dir
+
     def _initdb(self) -> None:
         run_as = self._run_as()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if run_as is not None:
-            os.chown(self.data_dir, run_as[1], run_as[0])
-            self.data_dir.parent.chmod(self.data_dir.parent.stat().st_mode | 0o711)
         cmd = [
             _postgres_bin("initdb"),
             "-D",
-            str(self.data_dir / "pgdata"),
+            str(self.cluster_dir / "pgdata"),
             "-U",
             "postgres",
             "--auth=trust",
@@ -131,20 +147,20 @@ class PostgresServer:
 
     def start(self) -> None:
         """Start the server (initialising the data directory the first time); safe after `stop`."""
-        if not (self.data_dir / "pgdata" / "PG_VERSION").exists():
+        if not (self.cluster_dir / "pgdata" / "PG_VERSION").exists():
             self._initdb()
         self.process = ManagedProcess(
             "postgres",
             [
                 _postgres_bin("postgres"),
                 "-D",
-                str(self.data_dir / "pgdata"),
+                str(self.cluster_dir / "pgdata"),
                 "-p",
                 str(self.port),
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
-                f"unix_socket_directories={self.data_dir}",
+                f"unix_socket_directories={self.cluster_dir}",
                 "-c",
                 "fsync=off",
                 "-c",
@@ -172,5 +188,12 @@ class PostgresServer:
         return True
 
     def stop(self) -> None:
+        """Stop the server, keeping its data (start() again resumes it on the same port)."""
         if self.process is not None:
             self.process.stop(grace=15)
+
+    def remove(self) -> None:
+        """Stop and delete the database files."""
+        self.stop()
+        if self._cluster_dir is not None and self._cluster_dir != self.data_dir:
+            shutil.rmtree(self._cluster_dir, ignore_errors=True)

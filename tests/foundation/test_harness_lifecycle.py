@@ -64,18 +64,22 @@ def test_interrupt_stops_every_process_and_removes_data(cluster: object, how: si
     assert len(pids) == 7
     assert all(_alive(pid) for pid in pids)
     assert workdir.is_dir()
+    database_dir = Path((workdir / "postgres" / "cluster-dir").read_text())
+    assert database_dir.is_dir()
     driver.send_signal(how)
     # An uncaught KeyboardInterrupt makes Python die by SIGINT (-2) after cleanup ran.
     assert driver.wait(timeout=90) in (0, -signal.SIGINT)
     eventually(lambda: not any(_alive(pid) for pid in pids), timeout=30, what="every child to exit")
     assert not workdir.exists(), "temp data is removed on exit"
+    assert not database_dir.exists(), "the database files are removed on exit"
 
 
 def test_sigkill_of_the_harness_takes_its_children_down(cluster: object) -> None:
     driver, info = _start_driver()
     pids = [int(pid) for pid in info["pids"]]  # type: ignore[attr-defined]
+    database_dir = (Path(str(info["workdir"])) / "postgres" / "cluster-dir").read_text()
     driver.kill()
     driver.wait(timeout=10)
     eventually(lambda: not any(_alive(pid) for pid in pids), timeout=30, what="children to die with their parent")
     # SIGKILL leaves no chance to delete files; the directory is a mkdtemp under the temp dir.
-    subprocess.run(["rm", "-rf", str(info["workdir"])], check=True)
+    subprocess.run(["rm", "-rf", str(info["workdir"]), database_dir], check=True)
