@@ -1,1 +1,1 @@
-"""clawhost component."""
+"""The clawhost operator: reconciles each Customer into a namespace running its OpenClaw gateway."""

@@ -257,6 +257,7 @@ class ControlPlane:
                 "--manage-all-nodes=true",
                 "--cidr=10.244.0.0/16",
                 "--node-ip=10.0.255.1",
+                "--node-lease-duration-seconds=40",
             ],
         )
         nodes = {

@@ -1,0 +1,267 @@
+"""Pure renderers: one Customer (+ tier, settings, secrets) → the desired child objects, as plain dicts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from clawhost_api.customer import API_VERSION, KIND, LABEL_CUSTOMER, LABEL_MANAGED_BY, namespace_for
+from clawhost_api.tiers import Tier
+from clawhost_operator.openclaw_config import GATEWAY_PORT
+
+MANAGER = "clawhost-operator"
+GATEWAY_NAME = "gateway"
+SECRET_NAME = "gateway-inputs"
+QUOTA_NAME = "gateway-quota"
+POLICY_NAME = "gateway-egress"
+ANNOTATION_CONFIG_HASH = "clawhost.dev/config-hash"
+ANNOTATION_ROTATION = "clawhost.dev/proxy-token-rotation"
+GATEWAY_UID = 10001
+PRIVATE_V4 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.0/8"]
+PRIVATE_V6 = ["fc00::/7", "fe80::/10", "::1/128"]
+
+Obj = dict[str, Any]
+
+# Secret keys, and the env var each lands in.
+KEY_BOT_TOKEN = "telegram-bot-token"
+KEY_PROXY_TOKEN = "proxy-token"
+KEY_GATEWAY_TOKEN = "gateway-token"
+KEY_CONFIG = "openclaw.json"
+
+
+def canonical_cpu(value: str) -> str:
+    """The API server's canonical form ("1000m" → "1"), so a re-read object compares equal."""
+    if value.endswith("m") and int(value[:-1]) % 1000 == 0:
+        return str(int(value[:-1]) // 1000)
+    return value
+
+
+def labels_for(customer: str) -> dict[str, str]:
+    return {LABEL_CUSTOMER: customer, LABEL_MANAGED_BY: MANAGER}
+
+
+def _meta(name: str, customer: str, namespace: str | None = None) -> Obj:
+    meta: Obj = {"name": name, "labels": labels_for(customer)}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return meta
+
+
+def render_namespace(customer: str, customer_uid: str) -> Obj:
+    meta = _meta(namespace_for(customer), customer)
+    meta["labels"].update(
+        {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
+            "pod-security.kubernetes.io/warn": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted",
+        }
+    )
+    meta["ownerReferences"] = [
+        {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": customer,
+            "uid": customer_uid,
+            "controller": True,
+            "blockOwnerDeletion": False,
+        }
+    ]
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+def secret_data(bot_token: str, proxy_token: str, gateway_token: str, config_json: str) -> dict[str, str]:
+    return {
+        KEY_BOT_TOKEN: bot_token,
+        KEY_PROXY_TOKEN: proxy_token,
+        KEY_GATEWAY_TOKEN: gateway_token,
+        KEY_CONFIG: config_json,
+    }
+
+
+def config_hash(data: dict[str, str]) -> str:
+    """Hash of everything the gateway reads: a change (and only a change) restarts the pod."""
+    digest = hashlib.sha256()
+    for key in sorted(data):
+        digest.update(key.encode() + b"\0" + data[key].encode() + b"\0")
+    return digest.hexdigest()[:32]
+
+
+def render_secret(customer: str, data: dict[str, str], rotation: str) -> Obj:
+    meta = _meta(SECRET_NAME, customer, namespace_for(customer))
+    meta["annotations"] = {ANNOTATION_ROTATION: rotation}
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "data": encoded}
+
+
+def render_quota(customer: str, tier: Tier) -> Obj:
+    # Exactly one gateway pod fits: the Deployment uses the Recreate strategy, so no surge pod is needed.
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": _meta(QUOTA_NAME, customer, namespace_for(customer)),
+        "spec": {
+            "hard": {
+                "pods": "1",
+                "requests.cpu": canonical_cpu(tier.cpu_request),
+                "limits.cpu": canonical_cpu(tier.cpu_limit),
+                "requests.memory": tier.memory_request,
+                "limits.memory": tier.memory_limit,
+                "services": "0",
+                "persistentvolumeclaims": "0",
+            }
+        },
+    }
+
+
+def render_network_policy(customer: str, proxy_namespace: str) -> Obj:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(POLICY_NAME, customer, namespace_for(customer)),
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": [
+                {  # cluster DNS
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                },
+                {  # the token proxy, the pod's only way to an LLM
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": proxy_namespace}},
+                            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "token-proxy"}},
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": 8080}],
+                },
+                {  # HTTPS to public addresses only (api.telegram.org cannot be named in a NetworkPolicy)
+                    "to": [
+                        {"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_V4}},
+                        {"ipBlock": {"cidr": "::/0", "except": PRIVATE_V6}},
+                    ],
+                    "ports": [{"protocol": "TCP", "port": 443}],
+                },
+            ],
+        },
+    }
+
+
+def _probe_command(path: str, field: str) -> list[str]:
+    # The gateway's UI answers unknown paths with 200, so the probe checks the JSON body, not the status.
+    script = (
+        f"fetch('http://127.0.0.1:{GATEWAY_PORT}{path}').then(r=>r.json())"
+        f".then(j=>process.exit(j.{field}===true?0:1)).catch(()=>process.exit(1))"
+    )
+    return ["node", "-e", script]
+
+
+def _secret_env(name: str, key: str) -> Obj:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}}
+
+
+def render_deployment(customer: str, tier: Tier, image: str, replicas: int, inputs_hash: str) -> Obj:
+    selector = {"app.kubernetes.io/name": "openclaw-gateway", LABEL_CUSTOMER: customer}
+    container: Obj = {
+        "name": GATEWAY_NAME,
+        "image": image,
+        "args": ["gateway", "run"],
+        "ports": [{"name": "gateway", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
+        "env": [
+            {"name": "OPENCLAW_CONFIG_PATH", "value": "/etc/openclaw/openclaw.json"},
+            {"name": "OPENCLAW_STATE_DIR", "value": "/state"},
+            {"name": "TMPDIR", "value": "/tmp"},
+            {"name": "HOME", "value": "/state"},
+            {"name": "NODE_OPTIONS", "value": f"--max-old-space-size={tier.node_heap_mb}"},
+            _secret_env("TELEGRAM_BOT_TOKEN", KEY_BOT_TOKEN),
+            _secret_env("KIMI_API_KEY", KEY_PROXY_TOKEN),
+            _secret_env("OPENCLAW_GATEWAY_TOKEN", KEY_GATEWAY_TOKEN),
+        ],
+        "resources": {
+            "requests": {"cpu": canonical_cpu(tier.cpu_request), "memory": tier.memory_request},
+            "limits": {"cpu": canonical_cpu(tier.cpu_limit), "memory": tier.memory_limit},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": GATEWAY_UID,
+            "runAsGroup": GATEWAY_UID,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/etc/openclaw", "readOnly": True},
+            {"name": "state", "mountPath": "/state"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+        # ~18-21 s to healthy on 2 cores: the startup probe allows 90 s before liveness takes over.
+        "startupProbe": {
+            "exec": {"command": _probe_command("/healthz", "ok")},
+            "periodSeconds": 3,
+            "failureThreshold": 30,
+            "timeoutSeconds": 3,
+        },
+        "livenessProbe": {
+            "exec": {"command": _probe_command("/healthz", "ok")},
+            "periodSeconds": 20,
+            "failureThreshold": 3,
+            "timeoutSeconds": 5,
+        },
+        "readinessProbe": {
+            "exec": {"command": _probe_command("/readyz", "ready")},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+            "timeoutSeconds": 5,
+        },
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(GATEWAY_NAME, customer, namespace_for(customer)),
+        "spec": {
+            "replicas": replicas,
+            "strategy": {"type": "Recreate"},
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "labels": {**selector, **labels_for(customer)},
+                    "annotations": {ANNOTATION_CONFIG_HASH: inputs_hash},
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": GATEWAY_UID,
+                        "runAsGroup": GATEWAY_UID,
+                        "fsGroup": GATEWAY_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        {
+                            "name": "config",
+                            "secret": {
+                                "secretName": SECRET_NAME,
+                                "items": [{"key": KEY_CONFIG, "path": "openclaw.json"}],
+                            },
+                        },
+                        {"name": "state", "emptyDir": {"sizeLimit": "1Gi"}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+                    ],
+                    "terminationGracePeriodSeconds": 20,
+                },
+            },
+        },
+    }

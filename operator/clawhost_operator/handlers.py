@@ -1,0 +1,186 @@
+"""kopf wiring: watches (as in-memory indexes) of Customers and their children, and thin handlers calling Reconciler."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import kopf
+import kubernetes
+from kopf._core.intents.filters import MetaFilterToken
+from prometheus_client import start_http_server
+
+from clawhost_api.customer import GROUP, LABEL_CUSTOMER, LABEL_MANAGED_BY, PLURAL, VERSION
+from clawhost_operator.children import MANAGER
+from clawhost_operator.kube_writer import KubeWriter
+from clawhost_operator.metrics import ERRORS, RECONCILE_SECONDS, RECONCILES
+from clawhost_operator.reconcile import LiveView, Reconciler
+from clawhost_operator.settings import OperatorSettings
+
+logger = logging.getLogger("clawhost.operator")
+
+SETTINGS = OperatorSettings()
+OURS: dict[str, str | MetaFilterToken] = {LABEL_MANAGED_BY: MANAGER, LABEL_CUSTOMER: kopf.PRESENT}
+_state: dict[str, Reconciler] = {}
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(name: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(name, threading.Lock())
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.execution.max_workers = SETTINGS.workers
+    settings.posting.level = logging.WARNING  # our own events carry the story; kopf's would be noise
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.scanning.disabled = True
+    kubernetes.config.load_config()  # type: ignore[no-untyped-call]
+    _state["reconciler"] = Reconciler(SETTINGS, KubeWriter(kubernetes.client.ApiClient()))
+    start_http_server(SETTINGS.metrics_port)
+    logger.info("operator configured", extra={"metrics_port": SETTINGS.metrics_port})
+
+
+def _by_customer(labels: kopf.Labels, body: kopf.Body) -> dict[str, kopf.Body]:
+    return {labels[LABEL_CUSTOMER]: body}
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def customers_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
+    return {name: body}
+
+
+@kopf.index("namespaces", labels=OURS)
+def namespaces_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
+    return _by_customer(labels, body)
+
+
+@kopf.index("secrets", labels=OURS)
+def secrets_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
+    return _by_customer(labels, body)
+
+
+@kopf.index("resourcequotas", labels=OURS)
+def quotas_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
+    return _by_customer(labels, body)
+
+
+@kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=OURS)
+def policies_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
+    return _by_customer(labels, body)
+
+
+@kopf.index("apps", "v1", "deployments", labels=OURS)
+def deployments_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
+    return _by_customer(labels, body)
+
+
+def _is_bot_secret(namespace: str | None, **_: Any) -> bool:
+    return namespace == SETTINGS.bot_token_namespace
+
+
+@kopf.index("secrets", when=_is_bot_secret)
+def bot_secrets_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
+    return {name: body}
+
+
+def _first(index: kopf.Index[str, kopf.Body], key: str) -> kopf.Body | None:
+    for item in index.get(key) or ():
+        return item
+    return None
+
+
+def _plain(body: kopf.Body | None) -> dict[str, Any] | None:
+    return dict(body) if body is not None else None
+
+
+def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> None:
+    """Build the live view from the indexes and reconcile; serialised per customer."""
+    reconciler = _state.get("reconciler")
+    if reconciler is None:
+        return
+    with _lock_for(name):
+        customer = _first(indexes["customers_idx"], name)
+        if customer is None:
+            return
+        ref = ((customer.get("spec") or {}).get("telegram") or {}).get("botTokenSecretRef") or {}
+        view = LiveView(
+            customer=dict(customer),
+            namespace=_plain(_first(indexes["namespaces_idx"], name)),
+            secret=_plain(_first(indexes["secrets_idx"], name)),
+            quota=_plain(_first(indexes["quotas_idx"], name)),
+            policy=_plain(_first(indexes["policies_idx"], name)),
+            deployment=_plain(_first(indexes["deployments_idx"], name)),
+            bot_secret=_plain(_first(indexes["bot_secrets_idx"], str(ref.get("name", "")))),
+        )
+
+        def emit(kind: str, reason: str, message: str) -> None:
+            kopf.event(customer, type=kind, reason=reason, message=message)
+
+        started = time.perf_counter()
+        try:
+            reconciler.reconcile(view, emit)
+        except kubernetes.client.ApiException as error:
+            ERRORS.labels("api").inc()
+            RECONCILES.labels(trigger, "error").inc()
+            # Conflicts mean our view lagged behind a write; the watch event that follows re-triggers us.
+            level = logging.DEBUG if error.status == 409 else logging.WARNING
+            logger.log(
+                level, "reconcile failed", extra={"customer": name, "status": error.status, "reason": error.reason}
+            )
+            return
+        except Exception:
+            ERRORS.labels("internal").inc()
+            RECONCILES.labels(trigger, "error").inc()
+            logger.exception("reconcile crashed", extra={"customer": name})
+            return
+        finally:
+            RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        RECONCILES.labels(trigger, "ok").inc()
+
+
+def _customers_referencing(secret_name: str, customers: kopf.Index[str, kopf.Body]) -> Iterator[str]:
+    for name, store in customers.items():
+        for body in store:
+            ref = ((body.get("spec") or {}).get("telegram") or {}).get("botTokenSecretRef") or {}
+            if ref.get("name") == secret_name:
+                yield name
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def on_customer(name: str, type: str | None, **kwargs: Any) -> None:
+    if type != "DELETED":
+        reconcile_named(name, "customer", kwargs)
+
+
+def _child_handler(kind: str) -> Callable[..., None]:
+    def handler(labels: kopf.Labels, **kwargs: Any) -> None:
+        reconcile_named(labels[LABEL_CUSTOMER], kind, kwargs)
+
+    handler.__name__ = f"on_{kind}"
+    return handler
+
+
+kopf.on.event("namespaces", labels=OURS, id="on_namespace")(_child_handler("namespace"))
+kopf.on.event("secrets", labels=OURS, id="on_secret")(_child_handler("secret"))
+kopf.on.event("resourcequotas", labels=OURS, id="on_quota")(_child_handler("quota"))
+kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=OURS, id="on_policy")(_child_handler("policy"))
+kopf.on.event("apps", "v1", "deployments", labels=OURS, id="on_deployment")(_child_handler("deployment"))
+
+
+@kopf.on.event("secrets", when=_is_bot_secret)
+def on_bot_secret(name: str, **kwargs: Any) -> None:
+    for customer in list(_customers_referencing(name, kwargs["customers_idx"])):
+        reconcile_named(customer, "bot-secret", kwargs)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=SETTINGS.resync_seconds, initial_delay=SETTINGS.resync_seconds)
+def resync(name: str, **kwargs: Any) -> None:
+    """The periodic pass: catches anything a missed watch event would leave behind."""
+    reconcile_named(name, "resync", kwargs)

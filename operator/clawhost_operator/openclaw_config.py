@@ -1,0 +1,68 @@
+"""Render the gateway's openclaw.json (OpenClaw 2026.9.6 keys) for one customer; secrets stay as ${ENV} references."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from clawhost_api.customer import CustomerSpec
+from clawhost_api.tiers import Tier
+
+OPENCLAW_VERSION = "2026.9.6"
+GATEWAY_PORT = 18789
+PROVIDER_ID = "platform"  # neutral: OpenClaw's bundled Kimi plugin rewrites `kimi-coding`
+CONTEXT_WINDOW = 262144
+MAX_COMPLETION_TOKENS = 8192
+
+
+def render_openclaw_config(spec: CustomerSpec, tier: Tier, proxy_base_url: str) -> dict[str, Any]:
+    model = spec.agent.model if spec.agent.model in tier.models else tier.default_model
+    thinking = (
+        spec.agent.thinking if spec.agent.thinking and tier.allows_thinking(spec.agent.thinking) else tier.thinking
+    )
+    return {
+        "gateway": {
+            "mode": "local",
+            "bind": "loopback",
+            "port": GATEWAY_PORT,
+            "auth": {"mode": "token", "token": "${OPENCLAW_GATEWAY_TOKEN}"},
+        },
+        "channels": {
+            "telegram": {
+                "enabled": True,
+                "botToken": "${TELEGRAM_BOT_TOKEN}",
+                "dmPolicy": "allowlist",
+                "allowFrom": sorted(set(spec.telegram.allowed_user_ids)),
+            }
+        },
+        "models": {
+            "catalogRefresh": {"enabled": False},
+            "providers": {
+                PROVIDER_ID: {
+                    "baseUrl": proxy_base_url,
+                    "apiKey": "${KIMI_API_KEY}",
+                    "api": "openai-completions",
+                    "models": [
+                        {
+                            "id": model,
+                            "name": model,
+                            "reasoning": True,
+                            "contextWindow": CONTEXT_WINDOW,
+                            "maxTokens": MAX_COMPLETION_TOKENS,
+                            "compat": {"supportsReasoningEffort": True},
+                        }
+                    ],
+                }
+            },
+        },
+        "agents": {"defaults": {"model": {"primary": f"{PROVIDER_ID}/{model}"}, "thinkingDefault": thinking}},
+        # Hosted tenant: no shell on the pod, no elevated escape hatch; and no plugin downloads at start.
+        "tools": {"deny": ["exec", "process"], "elevated": {"enabled": False}},
+        "plugins": {"entries": {"kimi": {"enabled": False}, "moonshot": {"enabled": False}}},
+        "update": {"checkOnStart": False},
+    }
+
+
+def serialize_config(config: dict[str, Any]) -> str:
+    """Stable JSON (valid JSON5) so equal configs hash equal."""
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,381 @@
+"""One level-based reconcile of one Customer: read the live view, decide, write only what differs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from clawhost_api.customer import (
+    ANNOTATION_ROTATE_TOKEN,
+    BillingStatus,
+    CustomerSpec,
+    hash_proxy_token,
+    namespace_for,
+)
+from clawhost_api.tiers import get_tier
+from clawhost_operator.children import (
+    ANNOTATION_ROTATION,
+    KEY_GATEWAY_TOKEN,
+    KEY_PROXY_TOKEN,
+    config_hash,
+    render_deployment,
+    render_namespace,
+    render_network_policy,
+    render_quota,
+    render_secret,
+    secret_data,
+)
+from clawhost_operator.compare import contains
+from clawhost_operator.effective import Decision, decide
+from clawhost_operator.kube_writer import KubeWriter
+from clawhost_operator.metrics import TRANSITIONS
+from clawhost_operator.openclaw_config import render_openclaw_config, serialize_config
+from clawhost_operator.settings import OperatorSettings
+from clawhost_operator.status import Observation, now_rfc3339, render_status, status_changed
+
+Obj = dict[str, Any]
+EmitEvent = Callable[[str, str, str], None]  # (type, reason, message)
+
+FINALIZER = "clawhost.dev/namespace-cleanup"
+
+
+@dataclass
+class LiveView:
+    """The live objects of one customer, as the watches last saw them."""
+
+    customer: Obj
+    namespace: Obj | None = None
+    secret: Obj | None = None
+    quota: Obj | None = None
+    policy: Obj | None = None
+    deployment: Obj | None = None
+    bot_secret: Obj | None = None
+
+
+@dataclass
+class _IssuedTokens:
+    rotation: str
+    proxy_token: str
+    gateway_token: str
+    rotated_at: str
+
+
+@dataclass
+class TokenMemory:
+    """Tokens issued by this process, so a watch that lags behind our own write never causes a second issue."""
+
+    issued: dict[str, _IssuedTokens] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def forget(self, customer: str) -> None:
+        with self.lock:
+            self.issued.pop(customer, None)
+
+
+def _decoded(secret: Obj | None) -> dict[str, str]:
+    if secret is None:
+        return {}
+    return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+
+
+def _new_token(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def _annotations(obj: Obj | None) -> dict[str, str]:
+    if obj is None:
+        return {}
+    return dict((obj.get("metadata") or {}).get("annotations") or {})
+
+
+def _deployment_ready(live: Obj | None, desired: Obj) -> bool:
+    if live is None or not contains(live, desired):
+        return False
+    status = live.get("status") or {}
+    generation = (live.get("metadata") or {}).get("generation", 0)
+    return bool(
+        status.get("observedGeneration", 0) >= generation
+        and status.get("readyReplicas", 0) >= 1
+        and status.get("updatedReplicas", 0) >= 1
+        and status.get("replicas", 0) == 1
+    )
+
+
+class Reconciler:
+    """Holds the writer, settings and token memory; `reconcile` is safe to call for any trigger, any number of times."""
+
+    def __init__(self, settings: OperatorSettings, writer: KubeWriter) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.tokens = TokenMemory()
+        # What we last wrote, keyed by the resourceVersion our view had then. The watch that feeds the
+        # view lags behind our own writes; while it still shows that same version, the same write is
+        # skipped instead of repeated. A newer version (anyone's write) is compared afresh.
+        self._written: dict[tuple[str, str], tuple[str | None, str]] = {}
+        self._written_lock = threading.Lock()
+
+    def _already_written(self, key: tuple[str, str], live: Obj | None, desired: Obj) -> bool:
+        version = (live or {}).get("metadata", {}).get("resourceVersion")
+        with self._written_lock:
+            remembered = self._written.get(key)
+            if remembered is None:
+                return False
+            if remembered[0] != version:
+                # The view has moved past the version our write was based on: judge it afresh from now on.
+                del self._written[key]
+                return False
+            return remembered[1] == json.dumps(desired, sort_keys=True)
+
+    def _remember(self, key: tuple[str, str], live: Obj | None, desired: Obj) -> None:
+        version = (live or {}).get("metadata", {}).get("resourceVersion")
+        with self._written_lock:
+            self._written[key] = (version, json.dumps(desired, sort_keys=True))
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        with self._written_lock:
+            self._written.pop(key, None)
+
+    def _forget(self, customer: str) -> None:
+        with self._written_lock:
+            for key in [k for k in self._written if k[0] == customer]:
+                del self._written[key]
+
+    def reconcile(self, view: LiveView, emit: EmitEvent) -> None:
+        customer = view.customer
+        meta = customer["metadata"]
+        name = meta["name"]
+        if meta.get("deletionTimestamp"):
+            self._finalize(view, emit)
+            return
+        finalizers = list(meta.get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            self.writer.set_customer_finalizers(name, [*finalizers, FINALIZER], meta["resourceVersion"])
+        previous = customer.get("status") or {}
+        try:
+            spec = CustomerSpec.model_validate(customer.get("spec") or {})
+            billing = BillingStatus.model_validate(previous["billing"]) if previous.get("billing") else None
+        except ValidationError as error:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
+            self._observe(
+                view,
+                emit,
+                Observation(
+                    phase="Failed",
+                    ready=False,
+                    reason="InvalidSpec",
+                    message=f"invalid fields: {fields}",
+                    reconciling=False,
+                    stalled=True,
+                    namespace=None,
+                    tier=None,
+                    replicas=None,
+                    config_hash=None,
+                    token_hash=None,
+                    token_rotated_at=None,
+                ),
+            )
+            return
+        decision = decide(spec, billing)
+        if decision.action == "destroy" or (decision.action == "await" and view.namespace is None):
+            self._tear_down(view, decision, emit)
+            return
+        if (view.namespace or {}).get("metadata", {}).get("deletionTimestamp"):
+            self._observe(
+                view,
+                emit,
+                Observation(
+                    phase="Provisioning",
+                    ready=False,
+                    reason="NamespaceTerminating",
+                    message="waiting for the previous namespace to finish terminating",
+                    reconciling=True,
+                    stalled=False,
+                    namespace=namespace_for(name),
+                    tier=decision.tier,
+                    replicas=0,
+                    config_hash=None,
+                    token_hash=None,
+                    token_rotated_at=None,
+                ),
+            )
+            return
+        self._provision(view, spec, decision, emit)
+
+    def _finalize(self, view: LiveView, emit: EmitEvent) -> None:
+        meta = view.customer["metadata"]
+        name = meta["name"]
+        if view.namespace is not None:
+            if not view.namespace["metadata"].get("deletionTimestamp"):
+                self.writer.delete_namespace(namespace_for(name))
+                emit("Normal", "Deleting", f"deleting namespace {namespace_for(name)}")
+            return
+        finalizers = list(meta.get("finalizers") or [])
+        if FINALIZER in finalizers:
+            self.tokens.forget(name)
+            self._forget(name)
+            self.writer.set_customer_finalizers(
+                name, [f for f in finalizers if f != FINALIZER], meta["resourceVersion"]
+            )
+
+    def _tear_down(self, view: LiveView, decision: Decision, emit: EmitEvent) -> None:
+        name = view.customer["metadata"]["name"]
+        exists = view.namespace is not None
+        if exists and not view.namespace["metadata"].get("deletionTimestamp"):  # type: ignore[index]
+            self.writer.delete_namespace(namespace_for(name))
+            emit("Normal", "Destroying", f"{decision.message}; deleting namespace {namespace_for(name)}")
+        self.tokens.forget(name)
+        self._observe(
+            view,
+            emit,
+            Observation(
+                phase="Destroyed" if decision.action == "destroy" else "AwaitingPayment",
+                ready=False,
+                reason=decision.reason,
+                message=decision.message,
+                reconciling=exists,
+                stalled=False,
+                namespace=namespace_for(name) if exists else None,
+                tier=decision.tier,
+                replicas=0 if exists else None,
+                config_hash=None,
+                token_hash=None,
+                token_rotated_at=None,
+            ),
+        )
+
+    def _tokens(self, view: LiveView) -> _IssuedTokens:
+        name = view.customer["metadata"]["name"]
+        rotation = _annotations(view.customer).get(ANNOTATION_ROTATE_TOKEN, "")
+        live = _decoded(view.secret)
+        previous_rotated = ((view.customer.get("status") or {}).get("proxyToken") or {}).get("rotatedAt")
+        with self.tokens.lock:
+            remembered = self.tokens.issued.get(name)
+            if remembered is not None and remembered.rotation == rotation:
+                return remembered
+            live_rotation = _annotations(view.secret).get(ANNOTATION_ROTATION)
+            if live.get(KEY_PROXY_TOKEN) and live_rotation == rotation:
+                issued = _IssuedTokens(
+                    rotation,
+                    live[KEY_PROXY_TOKEN],
+                    live.get(KEY_GATEWAY_TOKEN) or _new_token("gw_"),
+                    previous_rotated or now_rfc3339(),
+                )
+            else:
+                issued = _IssuedTokens(
+                    rotation, _new_token("chp_"), live.get(KEY_GATEWAY_TOKEN) or _new_token("gw_"), now_rfc3339()
+                )
+            self.tokens.issued[name] = issued
+            return issued
+
+    def _provision(self, view: LiveView, spec: CustomerSpec, decision: Decision, emit: EmitEvent) -> None:
+        customer = view.customer
+        name = customer["metadata"]["name"]
+        ref = spec.telegram.bot_token_secret_ref
+        bot_token = _decoded(view.bot_secret).get(ref.key)
+        if not bot_token:
+            where = f"{self.settings.bot_token_namespace}/{ref.name}"
+            self._observe(
+                view,
+                emit,
+                Observation(
+                    phase="Failed",
+                    ready=False,
+                    reason="BotTokenMissing",
+                    message=f"Secret {where} has no key {ref.key!r}",
+                    reconciling=False,
+                    stalled=True,
+                    namespace=namespace_for(name) if view.namespace else None,
+                    tier=decision.tier,
+                    replicas=None,
+                    config_hash=None,
+                    token_hash=None,
+                    token_rotated_at=None,
+                ),
+            )
+            return
+        tier = get_tier(decision.tier)
+        tokens = self._tokens(view)
+        before = _decoded(view.secret).get(KEY_PROXY_TOKEN)
+        config_json = serialize_config(render_openclaw_config(spec, tier, self.settings.proxy_base_url))
+        data = secret_data(bot_token, tokens.proxy_token, tokens.gateway_token, config_json)
+        inputs_hash = config_hash(data)
+        deployment = render_deployment(name, tier, self.settings.gateway_image, decision.replicas, inputs_hash)
+        wanted = [
+            (render_namespace(name, customer["metadata"]["uid"]), view.namespace),
+            (render_secret(name, data, tokens.rotation), view.secret),
+            (render_quota(name, tier), view.quota),
+            (render_network_policy(name, self.settings.proxy_namespace), view.policy),
+            (deployment, view.deployment),
+        ]
+        for desired, live in wanted:
+            key = (name, desired["kind"])
+            if live is not None and contains(live, desired):
+                self._drop(key)
+            elif not self._already_written(key, live, desired):
+                self.writer.apply(desired)
+                self._remember(key, live, desired)
+                verb = "created" if live is None else "updated"
+                emit("Normal", "Applied", f"{desired['kind']} {desired['metadata']['name']} {verb}")
+        if before and before != tokens.proxy_token:
+            emit("Normal", "ProxyTokenRotated", "a new proxy token was issued; the old one is revoked")
+        running = decision.action == "run"
+        ready = running and _deployment_ready(view.deployment, deployment)
+        replicas_live = ((view.deployment or {}).get("status") or {}).get("replicas", 0)
+        if running:
+            phase, reason, message = (
+                ("Running", "Running", "the gateway pod is Ready")
+                if ready
+                else ("Provisioning", "Provisioning", "waiting for the gateway pod to become Ready")
+            )
+        else:
+            phase, reason, message = "Suspended", decision.reason, decision.message
+        self._observe(
+            view,
+            emit,
+            Observation(
+                phase=phase,
+                ready=ready,
+                reason=reason,
+                message=message,
+                reconciling=(running and not ready) or (not running and replicas_live > 0),
+                stalled=False,
+                namespace=namespace_for(name),
+                tier=decision.tier,
+                replicas=decision.replicas,
+                config_hash=inputs_hash,
+                token_hash=hash_proxy_token(tokens.proxy_token),
+                token_rotated_at=tokens.rotated_at,
+            ),
+        )
+
+    def _observe(self, view: LiveView, emit: EmitEvent, observation: Observation) -> None:
+        customer = view.customer
+        previous = customer.get("status") or {}
+        generation = int(customer["metadata"].get("generation") or 0)
+        desired = render_status(observation, previous, generation)
+        key = (customer["metadata"]["name"], "status")
+        comparable = {k: v for k, v in desired.items() if k != "conditions"} | {
+            "conditions": [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in desired["conditions"]]
+        }
+        if not status_changed(previous, desired):
+            self._drop(key)
+            return
+        if self._already_written(key, customer, comparable):
+            return
+        self.writer.patch_customer_status(customer["metadata"]["name"], desired)
+        self._remember(key, customer, comparable)
+        if previous.get("phase") != observation.phase:
+            TRANSITIONS.labels(observation.phase).inc()
+            kind = "Warning" if observation.stalled else "Normal"
+            emit(
+                kind,
+                observation.reason,
+                f"phase {previous.get('phase') or 'None'} → {observation.phase}: {observation.message}",
+            )

@@ -1,0 +1,192 @@
+"""Operator fixtures: CRD and operator manifests applied, the operator running as its ServiceAccount."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from clawhost_localcluster.environment import Cluster
+from clawhost_localcluster.processes import ManagedProcess, free_port
+from clawhost_localcluster.waiting import eventually
+
+REPO = Path(__file__).resolve().parents[2]
+BOT_NS = "clawhost-secrets"
+
+
+def get_json(cluster: Cluster, *args: str) -> Any:
+    result = cluster.kubectl("get", *args, "-o", "json", check=False)
+    if result.returncode != 0:
+        return None
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def platform_installed(cluster: Cluster) -> Cluster:
+    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
+    cluster.kubectl("apply", "-f", str(REPO / "operator" / "deploy"))
+    return cluster
+
+
+def _service_account_kubeconfig(cluster: Cluster, directory: Path) -> Path:
+    """A kubeconfig that authenticates with a real token of the operator's ServiceAccount."""
+    token = cluster.kubectl("create", "token", "clawhost-operator", "-n", "platform", "--duration=6h").stdout.strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    admin["users"] = [{"name": "operator", "user": {"token": token}}]
+    admin["contexts"] = [{"name": "operator", "context": {"cluster": admin["clusters"][0]["name"], "user": "operator"}}]
+    admin["current-context"] = "operator"
+    path = directory / "operator.kubeconfig"
+    path.write_text(json.dumps(admin))
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class OperatorProcess:
+    kubeconfig: Path
+    workdir: Path
+    metrics_port: int = field(default_factory=free_port)
+    health_port: int = field(default_factory=free_port)
+    process: ManagedProcess | None = None
+
+    def start(self) -> None:
+        env = dict(
+            os.environ,
+            KUBECONFIG=str(self.kubeconfig),
+            CLAWHOST_OPERATOR_METRICS_PORT=str(self.metrics_port),
+            CLAWHOST_OPERATOR_HEALTH_PORT=str(self.health_port),
+            CLAWHOST_OPERATOR_RESYNC_SECONDS="30",
+        )
+        self.process = ManagedProcess(
+            "operator", [sys.executable, "-m", "clawhost_operator"], self.workdir / "operator.log", env=env
+        )
+        self.process.start()
+        eventually(self.healthy, timeout=60, what="the operator's liveness endpoint")
+
+    def healthy(self) -> bool:
+        assert self.process is not None
+        if not self.process.running:
+            raise AssertionError(f"operator exited:\n{self.process.log_tail()}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        assert self.process.popen is not None
+        self.process.popen.kill()
+        self.process.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def metrics(self) -> dict[str, float]:
+        """Sums of each metric family, e.g. {"clawhost_operator_api_writes_total": 12.0}."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        sums: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            name_part, value = line.rsplit(" ", 1)
+            family = name_part.split("{", 1)[0]
+            sums[family] = sums.get(family, 0.0) + float(value)
+        return sums
+
+    def log(self) -> str:
+        return self.process.log_tail(200_000) if self.process else ""
+
+
+@pytest.fixture(scope="session")
+def operator(platform_installed: Cluster, session_dir: Path) -> Iterator[OperatorProcess]:
+    workdir = session_dir / "operator"
+    workdir.mkdir(exist_ok=True)
+    running = OperatorProcess(_service_account_kubeconfig(platform_installed, workdir), workdir)
+    running.start()
+    yield running
+    running.stop()
+
+
+@dataclass
+class CustomerFactory:
+    cluster: Cluster
+    created: list[str] = field(default_factory=list)
+
+    def bot_secret(self, name: str, token: str) -> None:
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": BOT_NS},
+            "type": "Opaque",
+            "data": {"token": base64.b64encode(token.encode()).decode()},
+        }
+        self.cluster.kubectl("apply", "-f", "-", stdin=json.dumps(secret))
+
+    def create(
+        self, tier: str = "starter", billing: str = "none", ids: list[int] | None = None, **spec_extra: Any
+    ) -> str:
+        name = f"c-{uuid.uuid4().hex[:10]}"
+        self.bot_secret(f"{name}-bot", f"{uuid.uuid4().int % 10**9}:AA{uuid.uuid4().hex}")
+        spec: dict[str, Any] = {
+            "tier": tier,
+            "telegram": {"botTokenSecretRef": {"name": f"{name}-bot"}, "allowedUserIds": ids or [424242]},
+            "billing": {"mode": billing},
+            **spec_extra,
+        }
+        body = {"apiVersion": "clawhost.dev/v1alpha1", "kind": "Customer", "metadata": {"name": name}, "spec": spec}
+        self.cluster.kubectl("apply", "-f", "-", stdin=json.dumps(body))
+        self.created.append(name)
+        return name
+
+    def get(self, name: str) -> Any:
+        return get_json(self.cluster, "customer", name)
+
+    def condition(self, name: str, kind: str = "Ready") -> dict[str, Any] | None:
+        customer = self.get(name) or {}
+        for condition in (customer.get("status") or {}).get("conditions") or []:
+            if condition["type"] == kind:
+                return dict(condition)
+        return None
+
+    def wait_for(
+        self, name: str, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = 60
+    ) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            customer = self.get(name)
+            return customer if customer is not None and predicate(customer) else None
+
+        return eventually(probe, timeout=timeout, what=f"{name}: {what}")
+
+    def wait_ready(self, name: str, timeout: float = 60) -> dict[str, Any]:
+        return self.wait_for(name, lambda c: _ready(c) == "True", "Ready=True", timeout)
+
+    def patch_status(self, name: str, status: dict[str, Any]) -> None:
+        self.cluster.kubectl(
+            "patch", "customer", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": status})
+        )
+
+
+def _ready(customer: dict[str, Any]) -> str | None:
+    for condition in (customer.get("status") or {}).get("conditions") or []:
+        if condition["type"] == "Ready":
+            return str(condition["status"])
+    return None
+
+
+@pytest.fixture
+def customers(platform_installed: Cluster) -> Iterator[CustomerFactory]:
+    factory = CustomerFactory(platform_installed)
+    yield factory
+    for name in factory.created:
+        platform_installed.kubectl("delete", "customer", name, "--wait=false", "--ignore-not-found", check=False)

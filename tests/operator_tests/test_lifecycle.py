@@ -1,0 +1,310 @@
+"""The whole customer lifecycle against the real control plane, with the operator running as its ServiceAccount."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
+
+from clawhost_api.customer import hash_proxy_token, namespace_for
+from clawhost_localcluster.waiting import eventually
+
+pytestmark = pytest.mark.cluster
+
+
+def _secret(customers: CustomerFactory, name: str) -> dict[str, str]:
+    secret = get_json(customers.cluster, "secret", "gateway-inputs", "-n", namespace_for(name))
+    assert secret is not None
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+def _deployment(customers: CustomerFactory, name: str) -> Any:
+    return get_json(customers.cluster, "deployment", "gateway", "-n", namespace_for(name))
+
+
+def test_create_reaches_ready_with_every_child(operator: OperatorProcess, customers: CustomerFactory) -> None:
+    name = customers.create(tier="pro", ids=[111, 222][:1], agent={"thinking": "low"})
+    customer = customers.wait_ready(name)
+    status = customer["status"]
+    ns = namespace_for(name)
+    assert status["phase"] == "Running"
+    assert status["namespace"] == ns
+    assert status["observedGeneration"] == customer["metadata"]["generation"]
+    assert status["applied"]["tier"] == "pro"
+    assert {c["type"] for c in status["conditions"]} == {"Ready", "Reconciling", "Stalled"}
+
+    namespace = get_json(customers.cluster, "namespace", ns)
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert namespace["metadata"]["labels"]["clawhost.dev/customer"] == name
+    assert namespace["metadata"]["ownerReferences"][0]["uid"] == customer["metadata"]["uid"]
+
+    data = _secret(customers, name)
+    assert status["proxyToken"]["hash"] == hash_proxy_token(data["proxy-token"])
+    assert data["proxy-token"] not in json.dumps(customer), "the token itself never reaches the Customer"
+    config = json.loads(data["openclaw.json"])
+    assert config["channels"]["telegram"]["allowFrom"] == [111]
+    assert config["channels"]["telegram"]["dmPolicy"] == "allowlist"
+    assert config["agents"]["defaults"]["thinkingDefault"] == "low"
+    assert config["agents"]["defaults"]["model"]["primary"] == "platform/kimi-k2.5"
+    assert config["models"]["providers"]["platform"]["apiKey"] == "${KIMI_API_KEY}"
+    assert config["plugins"]["entries"]["kimi"]["enabled"] is False
+
+    quota = get_json(customers.cluster, "resourcequota", "gateway-quota", "-n", ns)
+    assert quota["spec"]["hard"]["limits.memory"] == "2Gi"
+    assert quota["spec"]["hard"]["pods"] == "1"
+    policy = get_json(customers.cluster, "networkpolicy", "gateway-egress", "-n", ns)
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert not policy["spec"].get("ingress")
+
+    deployment = _deployment(customers, name)
+    pod_spec = deployment["spec"]["template"]["spec"]
+    container = pod_spec["containers"][0]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert pod_spec["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}
+    pods = get_json(customers.cluster, "pods", "-n", ns)["items"]
+    assert len(pods) == 1
+    assert pods[0]["status"]["phase"] == "Running"
+
+
+def test_tier_change_updates_children_and_restarts_only_on_input_change(
+    operator: OperatorProcess, customers: CustomerFactory
+) -> None:
+    name = customers.create(tier="starter")
+    customers.wait_ready(name)
+    before = _deployment(customers, name)
+    hash_before = before["spec"]["template"]["metadata"]["annotations"]["clawhost.dev/config-hash"]
+
+    # A change the gateway does not read (an annotation) must not restart the pod.
+    customers.cluster.kubectl("annotate", "customer", name, "example.com/note=hello")
+    reconciles = operator.metrics()["clawhost_operator_reconciles_total"]
+    eventually(
+        lambda: operator.metrics()["clawhost_operator_reconciles_total"] > reconciles,
+        timeout=20,
+        what="a reconcile after the annotation",
+    )
+    assert _deployment(customers, name)["metadata"]["generation"] == before["metadata"]["generation"]
+
+    customers.cluster.kubectl(
+        "patch",
+        "customer",
+        name,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"tier": "team", "telegram": {"allowedUserIds": [1, 2, 3]}}}),
+    )
+    customer = customers.wait_for(
+        name,
+        lambda c: (
+            (c.get("status") or {}).get("applied", {}).get("tier") == "team" and c["status"]["phase"] == "Running"
+        ),
+        "tier team Running",
+    )
+    after = _deployment(customers, name)
+    assert after["spec"]["template"]["metadata"]["annotations"]["clawhost.dev/config-hash"] != hash_before
+    assert after["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "4", "memory": "4Gi"}
+    quota = get_json(customers.cluster, "resourcequota", "gateway-quota", "-n", namespace_for(name))
+    assert quota["spec"]["hard"]["limits.memory"] == "4Gi"
+    config = json.loads(_secret(customers, name)["openclaw.json"])
+    assert config["agents"]["defaults"]["thinkingDefault"] == "high"
+    assert config["channels"]["telegram"]["allowFrom"] == [1, 2, 3]
+    assert customer["status"]["observedGeneration"] == customer["metadata"]["generation"]
+
+
+def test_suspend_and_resume(operator: OperatorProcess, customers: CustomerFactory) -> None:
+    name = customers.create()
+    customers.wait_ready(name)
+    token_hash = customers.get(name)["status"]["proxyToken"]["hash"]
+    customers.cluster.kubectl("patch", "customer", name, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    customer = customers.wait_for(name, lambda c: c["status"]["phase"] == "Suspended", "Suspended")
+    assert customers.condition(name)["reason"] == "Suspended"  # type: ignore[index]
+    eventually(
+        lambda: not get_json(customers.cluster, "pods", "-n", namespace_for(name))["items"],
+        timeout=30,
+        what="the gateway pod to go away",
+    )
+    assert _deployment(customers, name)["spec"]["replicas"] == 0
+    assert _secret(customers, name)["proxy-token"], "namespace and Secret are kept while suspended"
+    assert customer["status"]["proxyToken"]["hash"] == token_hash
+
+    customers.cluster.kubectl("patch", "customer", name, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    customers.wait_ready(name)
+    assert customers.get(name)["status"]["proxyToken"]["hash"] == token_hash, "resume keeps the same token"
+
+
+def test_billing_states_drive_the_gateway(operator: OperatorProcess, customers: CustomerFactory) -> None:
+    name = customers.create(tier="pro", billing="stripe")
+    customers.wait_for(name, lambda c: (c.get("status") or {}).get("phase") == "AwaitingPayment", "AwaitingPayment")
+    assert get_json(customers.cluster, "namespace", namespace_for(name)) is None, "nothing runs before payment"
+
+    period = {"currentPeriodStart": "2026-11-01T00:00:00Z", "currentPeriodEnd": "2026-12-01T00:00:00Z"}
+    customers.patch_status(
+        name, {"billing": {"state": "active", "subscriptionId": "sub_1", "paidTier": "pro", **period}}
+    )
+    customers.wait_ready(name)
+
+    customers.patch_status(name, {"billing": {"state": "past_due"}})
+    customers.wait_for(name, lambda c: c["status"]["billing"]["state"] == "past_due", "past_due seen")
+    assert customers.condition(name)["status"] == "True", "past_due: Stripe is still retrying, keep running"  # type: ignore[index]
+
+    customers.patch_status(name, {"billing": {"state": "unpaid"}})
+    customers.wait_for(name, lambda c: c["status"]["phase"] == "Suspended", "Suspended on unpaid")
+    assert customers.condition(name)["reason"] == "PaymentFailed"  # type: ignore[index]
+    assert _deployment(customers, name)["spec"]["replicas"] == 0
+
+    customers.patch_status(name, {"billing": {"state": "active"}})
+    customers.wait_ready(name)
+
+    customers.patch_status(name, {"billing": {"state": "paused"}})
+    customers.wait_for(name, lambda c: customers.condition(name)["reason"] == "SubscriptionPaused", "paused")  # type: ignore[index]
+    customers.patch_status(name, {"billing": {"state": "active"}})
+    customers.wait_ready(name)
+
+    customers.patch_status(name, {"billing": {"state": "canceled"}})
+    customer = customers.wait_for(
+        name, lambda c: c["status"]["phase"] == "Destroyed" and not c["status"].get("namespace"), "Destroyed"
+    )
+    assert get_json(customers.cluster, "namespace", namespace_for(name)) is None
+    ready = customers.condition(name)
+    assert ready is not None
+    assert ready["status"] == "False"
+    assert ready["reason"] == "SubscriptionCanceled"
+    assert not (customer["status"].get("proxyToken") or {}).get("hash"), "the token is revoked on destroy"
+    assert customer["status"]["billing"]["subscriptionId"] == "sub_1", "billing facts are never touched"
+
+
+def test_paid_tier_caps_the_effective_tier(operator: OperatorProcess, customers: CustomerFactory) -> None:
+    name = customers.create(tier="team", billing="stripe")
+    customers.patch_status(name, {"billing": {"state": "active", "paidTier": "starter"}})
+    customer = customers.wait_ready(name)
+    assert customer["status"]["applied"]["tier"] == "starter"
+
+
+def test_delete_removes_the_namespace_before_the_customer(
+    operator: OperatorProcess, customers: CustomerFactory
+) -> None:
+    name = customers.create()
+    customers.wait_ready(name)
+    assert "clawhost.dev/namespace-cleanup" in customers.get(name)["metadata"]["finalizers"]
+    customers.cluster.kubectl("delete", "customer", name, "--wait=false")
+    eventually(lambda: customers.get(name) is None, timeout=90, what="the Customer to be gone")
+    assert get_json(customers.cluster, "namespace", namespace_for(name)) is None, "namespace gone first"
+
+
+@pytest.mark.parametrize(
+    ("what", "damage", "repaired"),
+    [
+        (
+            "secret",
+            ["delete", "secret", "gateway-inputs"],
+            lambda c, ns: get_json(c, "secret", "gateway-inputs", "-n", ns) is not None,
+        ),
+        (
+            "quota",
+            ["patch", "resourcequota", "gateway-quota", "--type=merge", "-p", '{"spec":{"hard":{"pods":"50"}}}'],
+            lambda c, ns: get_json(c, "resourcequota", "gateway-quota", "-n", ns)["spec"]["hard"]["pods"] == "1",
+        ),
+        (
+            "deployment",
+            ["scale", "deployment", "gateway", "--replicas=0"],
+            lambda c, ns: get_json(c, "deployment", "gateway", "-n", ns)["spec"]["replicas"] == 1,
+        ),
+        (
+            "networkpolicy",
+            ["delete", "networkpolicy", "gateway-egress"],
+            lambda c, ns: get_json(c, "networkpolicy", "gateway-egress", "-n", ns) is not None,
+        ),
+    ],
+)
+def test_drift_is_repaired_within_ten_seconds(
+    operator: OperatorProcess, customers: CustomerFactory, what: str, damage: list[str], repaired: Any
+) -> None:
+    name = customers.create()
+    customers.wait_ready(name)
+    ns = namespace_for(name)
+    token = _secret(customers, name)["proxy-token"]
+    customers.cluster.kubectl(*damage, "-n", ns)
+    eventually(lambda: repaired(customers.cluster, ns), timeout=10, interval=0.1, what=f"{what} put back")
+    assert _secret(customers, name)["proxy-token"] == token, "repair keeps the issued token"
+
+
+def test_namespace_label_drift_is_repaired(operator: OperatorProcess, customers: CustomerFactory) -> None:
+    name = customers.create()
+    customers.wait_ready(name)
+    ns = namespace_for(name)
+    customers.cluster.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged", "--overwrite")
+    eventually(
+        lambda: (
+            get_json(customers.cluster, "namespace", ns)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+            == "restricted"
+        ),
+        timeout=10,
+        interval=0.1,
+        what="the restricted label put back",
+    )
+
+
+def test_missing_bot_token_stalls_with_a_clear_reason(operator: OperatorProcess, customers: CustomerFactory) -> None:
+    name = customers.create()
+    customers.wait_ready(name)
+    customers.cluster.kubectl("delete", "secret", f"{name}-bot", "-n", "clawhost-secrets")
+    customers.wait_for(name, lambda c: c["status"]["phase"] == "Failed", "Failed")
+    stalled = customers.condition(name, "Stalled")
+    assert stalled is not None
+    assert stalled["status"] == "True"
+    assert stalled["reason"] == "BotTokenMissing"
+    assert f"{name}-bot" in stalled["message"]
+    customers.bot_secret(f"{name}-bot", "999:AAnew")
+    customers.wait_ready(name)
+    assert _secret(customers, name)["telegram-bot-token"] == "999:AAnew"
+
+
+def test_proxy_token_rotation(operator: OperatorProcess, customers: CustomerFactory) -> None:
+    name = customers.create()
+    first = customers.wait_ready(name)["status"]["proxyToken"]["hash"]
+    old_token = _secret(customers, name)["proxy-token"]
+    customers.cluster.kubectl("annotate", "customer", name, "clawhost.dev/rotate-proxy-token=1")
+    customer = customers.wait_for(
+        name, lambda c: c["status"]["proxyToken"]["hash"] not in (None, first), "a new token hash"
+    )
+    new_token = _secret(customers, name)["proxy-token"]
+    assert new_token != old_token
+    assert customer["status"]["proxyToken"]["hash"] == hash_proxy_token(new_token)
+
+
+def test_steady_state_makes_no_writes(operator: OperatorProcess, customers: CustomerFactory) -> None:
+    name = customers.create()
+    customers.wait_ready(name)
+    ns = namespace_for(name)
+    kinds = [
+        ("namespace", ns, None),
+        ("secret", "gateway-inputs", ns),
+        ("resourcequota", "gateway-quota", ns),
+        ("networkpolicy", "gateway-egress", ns),
+        ("deployment", "gateway", ns),
+    ]
+
+    def versions() -> list[str]:
+        found = []
+        for kind, obj, where in kinds:
+            args = [kind, obj] + (["-n", where] if where else [])
+            found.append(get_json(customers.cluster, *args)["metadata"]["resourceVersion"])
+        return found
+
+    before = versions()
+    status_before = customers.get(name)["status"]
+    reconciles = operator.metrics()["clawhost_operator_reconciles_total"]
+    customers.cluster.kubectl("annotate", "customer", name, "example.com/poke=1")
+    eventually(
+        lambda: operator.metrics()["clawhost_operator_reconciles_total"] > reconciles,
+        timeout=20,
+        what="a reconcile after the poke",
+    )
+    assert versions() == before, "no child was written"
+    assert customers.get(name)["status"] == status_before, "no status churn"
