@@ -133,10 +133,19 @@ class CustomerFactory:
         }
         self.cluster.kubectl("apply", "-f", "-", stdin=json.dumps(secret))
 
+    @staticmethod
+    def new_name() -> str:
+        return f"c-{uuid.uuid4().hex[:10]}"
+
     def create(
-        self, tier: str = "starter", billing: str = "none", ids: list[int] | None = None, **spec_extra: Any
+        self,
+        tier: str = "starter",
+        billing: str = "none",
+        ids: list[int] | None = None,
+        name: str | None = None,
+        **spec_extra: Any,
     ) -> str:
-        name = f"c-{uuid.uuid4().hex[:10]}"
+        name = name or self.new_name()
         self.bot_secret(f"{name}-bot", f"{uuid.uuid4().int % 10**9}:AA{uuid.uuid4().hex}")
         spec: dict[str, Any] = {
             "tier": tier,
@@ -166,7 +175,11 @@ class CustomerFactory:
             customer = self.get(name)
             return customer if customer is not None and predicate(customer) else None
 
-        return eventually(probe, timeout=timeout, what=f"{name}: {what}")
+        try:
+            return eventually(probe, timeout=timeout, what=f"{name}: {what}")
+        except AssertionError as error:
+            status = (self.get(name) or {}).get("status")
+            raise AssertionError(f"{error}; last status: {json.dumps(status)}") from None
 
     def wait_ready(self, name: str, timeout: float = 60) -> dict[str, Any]:
         return self.wait_for(name, lambda c: _ready(c) == "True", "Ready=True", timeout)

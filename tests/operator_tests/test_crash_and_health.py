@@ -1,0 +1,109 @@
+"""Crash-safety of the operator, and the Argo CD health check evaluated on real Customers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lupa
+import pytest
+from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
+
+from clawhost_api.customer import namespace_for
+from clawhost_localcluster.waiting import eventually
+
+pytestmark = pytest.mark.cluster
+
+HEALTH_LUA = (Path(__file__).resolve().parents[2] / "crds" / "argocd" / "customer-health.lua").read_text()
+
+
+def argocd_health(obj: dict[str, Any]) -> tuple[str, str]:
+    runtime = lupa.LuaRuntime(unpack_returned_tuples=True)
+    runtime.globals().obj = runtime.table_from(obj, recursive=True)
+    result = runtime.execute(HEALTH_LUA)
+    return str(result["status"]), str(result["message"])
+
+
+def _labelled(customers: CustomerFactory, kind: str, name: str) -> list[Any]:
+    listing = get_json(customers.cluster, kind, "-A", "-l", f"clawhost.dev/customer={name}")
+    return list(listing["items"]) if listing else []
+
+
+def test_operator_killed_mid_provisioning_converges_without_duplicates(
+    operator: OperatorProcess, customers: CustomerFactory
+) -> None:
+    name = customers.create(tier="pro")
+    eventually(
+        lambda: get_json(customers.cluster, "namespace", namespace_for(name)),
+        timeout=30,
+        interval=0.05,
+        what="provisioning to start",
+    )
+    operator.kill()
+    operator.start()
+    customer = customers.wait_ready(name, timeout=90)
+    for kind in ("namespaces", "secrets", "resourcequotas", "networkpolicies", "deployments", "replicasets", "pods"):
+        assert len(_labelled(customers, kind, name)) == 1, f"exactly one {kind} for {name}"
+    orphans = [
+        ns["metadata"]["name"]
+        for ns in _labelled(customers, "namespaces", name)
+        if ns["metadata"]["name"] != namespace_for(name)
+    ]
+    assert orphans == []
+    secret = get_json(customers.cluster, "secret", "gateway-inputs", "-n", namespace_for(name))
+    assert customer["status"]["applied"]["configHash"]
+    assert secret["metadata"]["labels"]["clawhost.dev/customer"] == name
+
+
+def test_argocd_health_on_real_customers(operator: OperatorProcess, customers: CustomerFactory) -> None:
+    healthy = customers.create()
+    stalled = customers.create()
+    # A LimitRange the gateway cannot satisfy keeps its pod from ever being created: Progressing for good.
+    progressing = customers.new_name()
+    ns = namespace_for(progressing)
+    customers.cluster.kubectl("create", "namespace", ns)
+    limit = {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "tiny", "namespace": ns},
+        "spec": {"limits": [{"type": "Container", "max": {"memory": "1Gi"}}]},
+    }
+    customers.cluster.kubectl("apply", "-f", "-", stdin=json.dumps(limit))
+    probe_pod = json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "probe", "namespace": ns},
+            "spec": {"containers": [{"name": "c", "image": "x", "resources": {"limits": {"memory": "4Gi"}}}]},
+        }
+    )
+
+    def limit_enforced() -> bool:
+        attempt = customers.cluster.kubectl("create", "--dry-run=server", "-f", "-", stdin=probe_pod, check=False)
+        return attempt.returncode != 0 and "maximum memory usage per Container is 1Gi" in attempt.stderr
+
+    eventually(limit_enforced, timeout=30, what="admission to enforce the LimitRange")
+    customers.create(tier="team", name=progressing)
+    customers.cluster.kubectl("delete", "secret", f"{stalled}-bot", "-n", "clawhost-secrets")
+
+    assert argocd_health(customers.wait_ready(healthy))[0] == "Healthy"
+    degraded = customers.wait_for(stalled, lambda c: (c.get("status") or {}).get("phase") == "Failed", "Stalled")
+    status, message = argocd_health(degraded)
+    assert status == "Degraded"
+    assert "BotTokenMissing" in message
+    in_flight = customers.wait_for(
+        progressing, lambda c: (c.get("status") or {}).get("phase") == "Provisioning", "Provisioning"
+    )
+    assert argocd_health(in_flight)[0] == "Progressing"
+    assert get_json(customers.cluster, "pods", "-n", ns)["items"] == [], "the LimitRange really blocks the pod"
+
+    customers.cluster.kubectl("patch", "customer", healthy, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    suspended = customers.wait_for(
+        healthy,
+        lambda c: (
+            c["status"]["phase"] == "Suspended" and c["status"]["observedGeneration"] == c["metadata"]["generation"]
+        ),
+        "Suspended",
+    )
+    assert argocd_health(suspended)[0] in ("Suspended", "Progressing")

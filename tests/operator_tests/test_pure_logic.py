@@ -1,0 +1,122 @@
+"""Unit tests of the operator's pure functions (no cluster): decisions, rendering, comparison, status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from clawhost_api.customer import BillingStatus, CustomerSpec
+from clawhost_api.tiers import get_tier
+from clawhost_operator.children import canonical_cpu, config_hash, render_deployment, render_network_policy
+from clawhost_operator.compare import contains
+from clawhost_operator.effective import decide, effective_tier
+from clawhost_operator.openclaw_config import render_openclaw_config, serialize_config
+from clawhost_operator.status import Observation, render_status, status_changed
+
+
+def _spec(**overrides: Any) -> CustomerSpec:
+    raw: dict[str, Any] = {
+        "tier": "pro",
+        "telegram": {"botTokenSecretRef": {"name": "s"}, "allowedUserIds": [7]},
+        "billing": {"mode": "stripe"},
+    }
+    raw.update(overrides)
+    return CustomerSpec.model_validate(raw)
+
+
+@pytest.mark.parametrize(
+    ("state", "action", "reason"),
+    [
+        (None, "await", "AwaitingPayment"),
+        ("incomplete", "await", "AwaitingPayment"),
+        ("active", "run", "Running"),
+        ("trialing", "run", "Running"),
+        ("past_due", "run", "Running"),
+        ("unpaid", "suspend", "PaymentFailed"),
+        ("paused", "suspend", "SubscriptionPaused"),
+        ("canceled", "destroy", "SubscriptionCanceled"),
+        ("incomplete_expired", "destroy", "SubscriptionCanceled"),
+    ],
+)
+def test_billing_state_decides_the_action(state: str | None, action: str, reason: str) -> None:
+    billing = BillingStatus.model_validate({"state": state}) if state else None
+    decision = decide(_spec(), billing)
+    assert (decision.action, decision.reason) == (action, reason)
+    assert decision.replicas == (1 if action == "run" else 0)
+
+
+def test_manual_suspend_and_comped_customers() -> None:
+    assert decide(_spec(suspend=True), BillingStatus(state="active")).action == "suspend"
+    assert decide(_spec(billing={"mode": "none"}), None).action == "run"
+    assert decide(_spec(billing={"mode": "none"}, suspend=True), None).reason == "Suspended"
+
+
+def test_effective_tier_never_exceeds_the_paid_one() -> None:
+    assert effective_tier(_spec(tier="team"), BillingStatus(paid_tier="pro")) == "pro"
+    assert effective_tier(_spec(tier="starter"), BillingStatus(paid_tier="team")) == "starter"
+    assert effective_tier(_spec(tier="team", billing={"mode": "none"}), BillingStatus(paid_tier="starter")) == "team"
+
+
+def test_openclaw_config_follows_the_brief() -> None:
+    config = render_openclaw_config(_spec(agent={"thinking": "high"}), get_tier("pro"), "http://proxy:8080/v1")
+    assert config["gateway"] == {
+        "mode": "local",
+        "bind": "loopback",
+        "port": 18789,
+        "auth": {"mode": "token", "token": "${OPENCLAW_GATEWAY_TOKEN}"},
+    }
+    assert config["agents"]["defaults"]["thinkingDefault"] == "medium", "capped at the tier's level"
+    provider = config["models"]["providers"]["platform"]
+    assert provider["api"] == "openai-completions"
+    assert provider["models"][0]["compat"] == {"supportsReasoningEffort": True}
+    assert config["models"]["catalogRefresh"] == {"enabled": False}
+    assert config["update"] == {"checkOnStart": False}
+    assert "123:" not in serialize_config(config), "secrets stay ${ENV} references"
+
+
+def test_config_hash_changes_only_with_inputs() -> None:
+    data = {"a": "1", "b": "2"}
+    assert config_hash(data) == config_hash(dict(reversed(list(data.items()))))
+    assert config_hash(data) != config_hash({"a": "1", "b": "3"})
+
+
+def test_network_policy_blocks_private_and_metadata_ranges() -> None:
+    policy = render_network_policy("x", "platform")
+    public = policy["spec"]["egress"][2]["to"][0]["ipBlock"]
+    assert public["cidr"] == "0.0.0.0/0"
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(public["except"])
+    assert policy["spec"]["egress"][2]["ports"] == [{"protocol": "TCP", "port": 443}]
+    assert policy["spec"]["ingress"] == []
+
+
+def test_deployment_is_hardened() -> None:
+    deployment = render_deployment("x", get_tier("starter"), "img", 1, "h")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+    assert "--max-old-space-size=1536" in json.dumps(container["env"])
+    assert container["readinessProbe"]["exec"]["command"][0] == "node"
+    assert "j.ready===true" in container["readinessProbe"]["exec"]["command"][2]
+
+
+def test_canonical_cpu() -> None:
+    assert [canonical_cpu(v) for v in ("250m", "1000m", "4000m", "2")] == ["250m", "1", "4", "2"]
+
+
+def test_contains_treats_missing_empty_as_equal() -> None:
+    assert contains({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})
+    assert contains({"spec": {}}, {"spec": {"ingress": []}})
+    assert not contains({"a": [1, 2]}, {"a": [1]})
+    assert not contains({"a": {"c": 2}}, {"a": {"c": 3}})
+
+
+def test_status_comparison_ignores_transition_times_only() -> None:
+    observation = Observation("Running", True, "Running", "ok", False, False, "ns", "pro", 1, "h", "sha256:x", None)
+    first = render_status(observation, {}, 3)
+    again = render_status(observation, first, 3)
+    assert not status_changed(first, again)
+    moved = render_status(
+        Observation("Suspended", False, "Suspended", "s", False, False, "ns", "pro", 0, "h", "sha256:x", None), first, 3
+    )
+    assert status_changed(first, moved)
