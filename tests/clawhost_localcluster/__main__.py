@@ -9,11 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+
+import yaml
 
 from clawhost_localcluster.build import BuildError, ensure_binaries
 from clawhost_localcluster.environment import Environment, local_environment
-from clawhost_localcluster.processes import StartupError
+from clawhost_localcluster.processes import ManagedProcess, StartupError, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = Path(os.environ.get("CLAWHOST_RUN_DIR", str(REPO / ".run")))
@@ -41,11 +44,55 @@ def _running_pid() -> int | None:
 
 
 def _install_platform(env: Environment) -> None:
-    """Install what exists of the platform: the CRDs (later: operator, proxy, control API)."""
+    """Install the CRDs and the operator's namespaces and RBAC (its Deployment needs an image; locally it runs here)."""
     for crd in sorted((REPO / "crds").glob("*.crd.yaml")):
         env.cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
         print(f"[up] applied {crd.relative_to(REPO)}", flush=True)
     env.cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    for manifest in sorted((REPO / "operator" / "deploy").glob("*.yaml")):
+        if "deployment" not in manifest.name:
+            env.cluster.kubectl("apply", "-f", str(manifest))
+            print(f"[up] applied {manifest.relative_to(REPO)}", flush=True)
+
+
+def _service_account_kubeconfig(env: Environment, namespace: str, account: str) -> Path:
+    """A kubeconfig authenticating as a ServiceAccount with a real token, so local runs prove the RBAC too."""
+    token = env.cluster.kubectl("create", "token", account, "-n", namespace, "--duration=24h").stdout.strip()
+    config = json.loads(json.dumps(yaml.safe_load(env.cluster.kubeconfig.read_text())))
+    config["users"] = [{"name": account, "user": {"token": token}}]
+    config["contexts"] = [{"name": account, "context": {"cluster": config["clusters"][0]["name"], "user": account}}]
+    config["current-context"] = account
+    path = env.workdir / f"{account}.kubeconfig"
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
+def _start_services(env: Environment) -> tuple[list[ManagedProcess], dict[str, str]]:
+    metrics, health = free_port(), free_port()
+    operator = ManagedProcess(
+        "operator",
+        [sys.executable, "-m", "clawhost_operator"],
+        env.workdir / "operator.log",
+        env=dict(
+            os.environ,
+            KUBECONFIG=str(_service_account_kubeconfig(env, "platform", "clawhost-operator")),
+            CLAWHOST_OPERATOR_METRICS_PORT=str(metrics),
+            CLAWHOST_OPERATOR_HEALTH_PORT=str(health),
+        ),
+    )
+    operator.start()
+
+    def healthy() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+
+    wait_until("the operator's liveness endpoint", healthy, 60, operator)
+    print("[up] operator running", flush=True)
+    return [operator], {
+        "operator": f"metrics http://127.0.0.1:{metrics}/metrics, health http://127.0.0.1:{health}/healthz, "
+        f"log {env.workdir / 'operator.log'}",
+    }
 
 
 def _describe(state: dict[str, str]) -> str:
@@ -54,6 +101,7 @@ def _describe(state: dict[str, str]) -> str:
             "clawhost local platform is up:",
             f"  kubeconfig   export KUBECONFIG={state['kubeconfig']}",
             f"  kubectl      {state['kubectl']}",
+            f"  operator     {state.get('operator', 'not started')}",
             f"  redis        {state['redis_url']}",
             f"  postgres     {state['postgres_dsn']}",
             f"  logs         {state['workdir']}/cluster/logs  (supervisor: {LOG_FILE})",
@@ -68,7 +116,9 @@ def _serve() -> int:
     workdir = RUN_DIR / "data"
     with local_environment(workdir=workdir) as env:
         _install_platform(env)
+        services, described = _start_services(env)
         state = {
+            **described,
             "kubeconfig": str(env.cluster.kubeconfig),
             "kubectl": str(env.cluster.kubectl_path),
             "redis_url": env.redis.url,
@@ -81,11 +131,16 @@ def _serve() -> int:
             while True:
                 if env.cluster.control_plane is not None:
                     env.cluster.control_plane.check_alive()
+                for service in services:
+                    if not service.running:
+                        raise StartupError(f"{service.name} exited:\n{service.log_tail()}")
                 time.sleep(2)  # supervision poll, not synchronisation
         except KeyboardInterrupt:
             print("[up] stopping", flush=True)
         finally:
             STATE_FILE.unlink(missing_ok=True)
+            for service in services:
+                service.stop()
     return 0
 
 

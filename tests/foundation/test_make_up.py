@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.cluster
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli(run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -39,14 +40,27 @@ def test_up_twice_then_down(cluster: object, tmp_path: Path) -> None:
         assert second.returncode == 0
         assert "already running" in second.stdout
 
-        kubectl = next(line.split()[-1] for line in first.stdout.splitlines() if line.strip().startswith("kubectl "))
+        kubectl_path = next(
+            line.split()[-1] for line in first.stdout.splitlines() if line.strip().startswith("kubectl ")
+        )
         crd = subprocess.run(
-            [kubectl, "--kubeconfig", str(kubeconfig), "get", "crd", "customers.clawhost.dev", "-o", "name"],
+            [kubectl_path, "--kubeconfig", str(kubeconfig), "get", "crd", "customers.clawhost.dev", "-o", "name"],
             capture_output=True,
             text=True,
             check=False,
         )
         assert crd.stdout.strip() == "customresourcedefinition.apiextensions.k8s.io/customers.clawhost.dev"
+        assert "operator     metrics http://127.0.0.1:" in first.stdout
+
+        # The README's example works against `make up`: the running operator brings it to Ready.
+        def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [kubectl_path, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, check=False
+            )
+
+        assert kubectl("apply", "-f", str(REPO / "crds" / "examples" / "customer.yaml")).returncode == 0
+        ready = kubectl("wait", "--for=condition=Ready", "customer/alice", "--timeout=90s")
+        assert ready.returncode == 0, ready.stderr
         assert _cli(run_dir, "status").returncode == 0
     finally:
         down = _cli(run_dir, "down")
