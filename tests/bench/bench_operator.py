@@ -1,0 +1,264 @@
+"""Operator benchmark: N Customers at once, time to all Ready vs. a plain client's floor; steady writes and RSS.
+
+    uv run python tests/bench/bench_operator.py --customers 1000 --steady-seconds 300
+
+Each phase gets a fresh local control plane. The floor: a plain client server-side-applies the
+very objects the operator would render (namespace, Secret, quota, NetworkPolicy, Deployment) for
+all N customers with the same concurrency and waits for every Deployment to be Ready. The
+operator phase: N Customers created at once, timed until every Customer reports Ready=True.
+Steady state: the operator's own write counter (clawhost_operator_api_writes_total, which counts
+every call of its only writing module) over the window, and its VmRSS sampled every 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+
+from clawhost_api.tiers import get_tier
+from clawhost_localcluster.environment import Environment, local_environment
+from clawhost_localcluster.processes import ManagedProcess, free_port, wait_until
+from clawhost_operator.children import (
+    render_deployment,
+    render_namespace,
+    render_network_policy,
+    render_quota,
+    render_secret,
+    secret_data,
+)
+from clawhost_operator.kube_writer import KubeWriter
+
+REPO = Path(__file__).resolve().parents[2]
+CONCURRENCY = 32
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _api(env: Environment, kubeconfig: Path | None = None) -> kubernetes.client.ApiClient:
+    client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig or env.cluster.kubeconfig)
+    )
+    client.configuration.connection_pool_maxsize = CONCURRENCY * 2
+    return kubernetes.client.ApiClient(client.configuration)
+
+
+def _parallel(items: Iterable[Any], work: Callable[[Any], None]) -> None:
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        for _ in pool.map(work, items):
+            pass
+
+
+def _count_ready(api: kubernetes.client.ApiClient, kind: str) -> int:
+    if kind == "deployments":
+        listing: Any = kubernetes.client.AppsV1Api(api).list_deployment_for_all_namespaces(
+            label_selector="bench=floor", _preload_content=False
+        )
+        items = json.loads(listing.data)["items"]
+        return sum(1 for d in items if (d.get("status") or {}).get("readyReplicas") == 1)
+    raw: Any = kubernetes.client.CustomObjectsApi(api).list_cluster_custom_object(
+        "clawhost.dev", "v1alpha1", "customers", _preload_content=False
+    )
+    items = json.loads(raw.data)["items"]
+    return sum(
+        1
+        for c in items
+        if any(x["type"] == "Ready" and x["status"] == "True" for x in (c.get("status") or {}).get("conditions", []))
+    )
+
+
+def _wait_all(api: kubernetes.client.ApiClient, kind: str, total: int, started: float, timeout: float) -> float:
+    last_report = 0.0
+    while True:
+        ready = _count_ready(api, kind)
+        elapsed = time.monotonic() - started
+        if ready >= total:
+            return elapsed
+        if elapsed - last_report >= 10:
+            _log(f"{kind}: {ready}/{total} ready after {elapsed:.0f}s")
+            last_report = elapsed
+        if elapsed > timeout:
+            raise SystemExit(f"timed out: {ready}/{total} {kind} ready after {elapsed:.0f}s")
+        time.sleep(0.5)  # polling interval of a measurement loop
+
+
+def floor_phase(names: list[str], timeout: float) -> float:
+    tier = get_tier("starter")
+    with local_environment() as env:
+        api = _api(env)
+        writer = KubeWriter(api)
+
+        def create(name: str) -> None:
+            data = secret_data("1:AA" + name, "chp_" + name, "gw_" + name, "{}")
+            objects = [
+                render_namespace(name, str(uuid.uuid4())),
+                render_secret(name, data, ""),
+                render_quota(name, tier),
+                render_network_policy(name, "platform"),
+                render_deployment(name, tier, "clawhost/openclaw-gateway:bench", 1, "h"),
+            ]
+            objects[0]["metadata"].pop("ownerReferences")
+            objects[-1]["metadata"]["labels"]["bench"] = "floor"
+            for obj in objects:
+                writer.apply(obj)
+
+        _log(f"floor: creating {len(names)} customers' objects directly")
+        started = time.monotonic()
+        _parallel(names, create)
+        return _wait_all(api, "deployments", len(names), started, timeout)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _writes(metrics_port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("clawhost_operator_api_writes_total{")
+    )
+
+
+def operator_phase(names: list[str], timeout: float, steady_seconds: float) -> dict[str, float]:
+    with local_environment() as env:
+        cluster = env.cluster
+        cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
+        cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
+        for manifest in sorted((REPO / "operator" / "deploy").glob("*.yaml")):
+            if "deployment" not in manifest.name:
+                cluster.kubectl("apply", "-f", str(manifest))
+        token = cluster.kubectl("create", "token", "clawhost-operator", "-n", "platform", "--duration=6h").stdout
+        config = json.loads(json.dumps(__import__("yaml").safe_load(cluster.kubeconfig.read_text())))
+        config["users"] = [{"name": "operator", "user": {"token": token.strip()}}]
+        config["contexts"][0]["context"]["user"] = "operator"
+        sa_kubeconfig = env.workdir / "operator.kubeconfig"
+        sa_kubeconfig.write_text(json.dumps(config))
+        api = _api(env)
+        core = kubernetes.client.CoreV1Api(api)
+
+        def bot_secret(name: str) -> None:
+            token = base64.b64encode(b"1:AA" + name.encode()).decode()
+            body = kubernetes.client.V1Secret(
+                metadata=kubernetes.client.V1ObjectMeta(name=f"{name}-bot"), data={"token": token}
+            )
+            core.create_namespaced_secret("clawhost-secrets", body)
+
+        _log("operator: creating bot-token Secrets (not timed)")
+        _parallel(names, bot_secret)
+        metrics_port, health_port = free_port(), free_port()
+        operator = ManagedProcess(
+            "operator",
+            [sys.executable, "-m", "clawhost_operator"],
+            env.workdir / "operator.log",
+            env=dict(
+                os.environ,
+                KUBECONFIG=str(sa_kubeconfig),
+                CLAWHOST_OPERATOR_METRICS_PORT=str(metrics_port),
+                CLAWHOST_OPERATOR_HEALTH_PORT=str(health_port),
+            ),
+        )
+        operator.start()
+        try:
+
+            def healthy() -> bool:
+                with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=2) as r:
+                    return bool(r.status == 200)
+
+            wait_until("operator liveness", healthy, 60, operator)
+            custom = kubernetes.client.CustomObjectsApi(api)
+
+            def customer(name: str) -> None:
+                custom.create_cluster_custom_object(
+                    "clawhost.dev",
+                    "v1alpha1",
+                    "customers",
+                    {
+                        "apiVersion": "clawhost.dev/v1alpha1",
+                        "kind": "Customer",
+                        "metadata": {"name": name},
+                        "spec": {
+                            "tier": "starter",
+                            "billing": {"mode": "none"},
+                            "telegram": {"botTokenSecretRef": {"name": f"{name}-bot"}, "allowedUserIds": [1]},
+                        },
+                    },
+                )
+
+            _log(f"operator: creating {len(names)} Customers")
+            started = time.monotonic()
+            _parallel(names, customer)
+            elapsed = _wait_all(api, "customers", len(names), started, timeout)
+            assert operator.popen is not None
+            pid = operator.popen.pid
+            writes_at_ready = _writes(metrics_port)
+            rss_at_ready = _rss_mb(pid)
+            _log(f"all Ready after {elapsed:.1f}s; steady state for {steady_seconds:.0f}s")
+            # Settle: the last Ready status writes may still be in flight when the count reaches N.
+            settle_until = time.monotonic() + 15
+            while time.monotonic() < settle_until:
+                time.sleep(1)
+            writes_before = _writes(metrics_port)
+            peak_rss = rss_at_ready
+            steady_until = time.monotonic() + steady_seconds
+            while time.monotonic() < steady_until:
+                time.sleep(5)  # sampling interval of the measurement
+                peak_rss = max(peak_rss, _rss_mb(pid))
+            return {
+                "seconds_to_ready": elapsed,
+                "writes_until_ready": writes_at_ready,
+                "steady_writes": _writes(metrics_port) - writes_before,
+                "rss_at_ready_mb": rss_at_ready,
+                "peak_steady_rss_mb": peak_rss,
+            }
+        finally:
+            operator.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--steady-seconds", type=float, default=300)
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+    floor_names = [f"f{index:05d}" for index in range(args.customers)]
+    names = [f"b{index:05d}" for index in range(args.customers)]
+    floor = floor_phase(floor_names, args.timeout)
+    _log(f"floor: all Ready after {floor:.1f}s")
+    result = operator_phase(names, args.timeout, args.steady_seconds)
+    ratio = result["seconds_to_ready"] / floor
+    n = args.customers
+    print()
+    print(f"| metric (N={n}) | value | goal |")
+    print("|---|---|---|")
+    print(f"| floor: plain client, all Deployments Ready (s) | {floor:.1f} | |")
+    print(f"| operator: all Customers Ready (s) | {result['seconds_to_ready']:.1f} | |")
+    print(f"| ratio operator / floor | {ratio:.2f}x | <= 1.5x |")
+    per_customer = result["writes_until_ready"] / n
+    writes = f"{result['writes_until_ready']:.0f} ({per_customer:.1f}/customer)"
+    print(f"| operator API writes until all Ready | {writes} | |")
+    print(f"| operator API writes in {args.steady_seconds:.0f} s steady state | {result['steady_writes']:.0f} | 0 |")
+    print(f"| operator RSS when all Ready (MB) | {result['rss_at_ready_mb']:.0f} | |")
+    print(f"| operator peak RSS in steady state (MB) | {result['peak_steady_rss_mb']:.0f} | <= 200 |")
+
+
+if __name__ == "__main__":
+    main()
