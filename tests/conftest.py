@@ -16,6 +16,9 @@ from clawhost_localcluster.environment import (
     scratch_dir,
 )
 from clawhost_localcluster.services import PostgresServer, RedisServer
+from operator_tests.conftest import CustomerFactory, OperatorProcess, service_account_kubeconfig
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +62,30 @@ def namespace(cluster: Cluster) -> Iterator[str]:
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# The operator-backed fixtures live here so every test directory shares one operator process.
+@pytest.fixture(scope="session")
+def platform_installed(cluster: Cluster) -> Cluster:
+    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
+    cluster.kubectl("apply", "-f", str(REPO / "operator" / "deploy"))
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def operator(platform_installed: Cluster, session_dir: Path) -> Iterator[OperatorProcess]:
+    workdir = session_dir / "operator"
+    workdir.mkdir(exist_ok=True)
+    running = OperatorProcess(service_account_kubeconfig(platform_installed, workdir), workdir)
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def customers(platform_installed: Cluster) -> Iterator[CustomerFactory]:
+    factory = CustomerFactory(platform_installed)
+    yield factory
+    for name in factory.created:
+        platform_installed.kubectl("delete", "customer", name, "--wait=false", "--ignore-not-found", check=False)

@@ -6,10 +6,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import kubernetes
+from kopf._cogs.structs.bodies import RawBody
 from kopf._core.intents.filters import MetaFilterToken
 from prometheus_client import start_http_server
 
@@ -42,42 +43,65 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.scanning.disabled = True
     kubernetes.config.load_config()  # type: ignore[no-untyped-call]
-    _state["reconciler"] = Reconciler(SETTINGS, KubeWriter(kubernetes.client.ApiClient()))
+    configuration = kubernetes.client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = SETTINGS.workers  # one pooled connection per worker thread
+    _state["reconciler"] = Reconciler(SETTINGS, KubeWriter(kubernetes.client.ApiClient(configuration)))
     start_http_server(SETTINGS.metrics_port)
     logger.info("operator configured", extra={"metrics_port": SETTINGS.metrics_port})
 
 
-def _by_customer(labels: kopf.Labels, body: kopf.Body) -> dict[str, kopf.Body]:
-    return {labels[LABEL_CUSTOMER]: body}
+_KEPT_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "deletionTimestamp",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+)
+
+
+def _trimmed(body: kopf.Body) -> dict[str, Any]:
+    """What reconciles read, without managedFields and the like: the indexes hold every object, so size counts."""
+    kept = {key: value for key, value in body.items() if key != "metadata"}
+    kept["metadata"] = {key: body["metadata"][key] for key in _KEPT_METADATA if key in body["metadata"]}
+    return kept
+
+
+def _by_customer(labels: kopf.Labels, body: kopf.Body) -> dict[str, dict[str, Any]]:
+    return {labels[LABEL_CUSTOMER]: _trimmed(body)}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def customers_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
-    return {name: body}
+def customers_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {name: _trimmed(body)}
 
 
 @kopf.index("namespaces", labels=OURS)
-def namespaces_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
+def namespaces_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     return _by_customer(labels, body)
 
 
 @kopf.index("secrets", labels=OURS)
-def secrets_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
+def secrets_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     return _by_customer(labels, body)
 
 
 @kopf.index("resourcequotas", labels=OURS)
-def quotas_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
+def quotas_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     return _by_customer(labels, body)
 
 
 @kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=OURS)
-def policies_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
+def policies_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     return _by_customer(labels, body)
 
 
 @kopf.index("apps", "v1", "deployments", labels=OURS)
-def deployments_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
+def deployments_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
     return _by_customer(labels, body)
 
 
@@ -86,18 +110,18 @@ def _is_bot_secret(namespace: str | None, **_: Any) -> bool:
 
 
 @kopf.index("secrets", when=_is_bot_secret)
-def bot_secrets_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, kopf.Body]:
-    return {name: body}
+def bot_secrets_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {name: _trimmed(body)}
 
 
-def _first(index: kopf.Index[str, kopf.Body], key: str) -> kopf.Body | None:
+def _first(index: kopf.Index[str, dict[str, Any]], key: str) -> dict[str, Any] | None:
     for item in index.get(key) or ():
         return item
     return None
 
 
-def _plain(body: kopf.Body | None) -> dict[str, Any] | None:
-    return dict(body) if body is not None else None
+def _plain(body: dict[str, Any] | None) -> dict[str, Any] | None:
+    return body
 
 
 def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> None:
@@ -121,7 +145,7 @@ def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> None:
         )
 
         def emit(kind: str, reason: str, message: str) -> None:
-            kopf.event(customer, type=kind, reason=reason, message=message)
+            kopf.event(kopf.Body(cast(RawBody, customer)), type=kind, reason=reason, message=message)
 
         started = time.perf_counter()
         try:
@@ -145,7 +169,7 @@ def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> None:
         RECONCILES.labels(trigger, "ok").inc()
 
 
-def _customers_referencing(secret_name: str, customers: kopf.Index[str, kopf.Body]) -> Iterator[str]:
+def _customers_referencing(secret_name: str, customers: kopf.Index[str, dict[str, Any]]) -> Iterator[str]:
     for name, store in customers.items():
         for body in store:
             ref = ((body.get("spec") or {}).get("telegram") or {}).get("botTokenSecretRef") or {}

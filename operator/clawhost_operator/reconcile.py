@@ -321,8 +321,10 @@ class Reconciler:
             elif not self._already_written(key, live, desired):
                 self.writer.apply(desired)
                 self._remember(key, live, desired)
-                verb = "created" if live is None else "updated"
-                emit("Normal", "Applied", f"{desired['kind']} {desired['metadata']['name']} {verb}")
+                # Creations are summed up by the phase transition event; updates (spec changes, repaired
+                # drift) get one each. Every Event is an API write, so they are not spent on the expected.
+                if live is not None:
+                    emit("Normal", "Applied", f"{desired['kind']} {desired['metadata']['name']} updated")
         if before and before != tokens.proxy_token:
             emit("Normal", "ProxyTokenRotated", "a new proxy token was issued; the old one is revoked")
         running = decision.action == "run"

@@ -1,1 +1,1 @@
-"""clawhost component."""
+"""The token proxy: OpenAI-compatible, per-customer tokens, monthly limits metered in Redis."""

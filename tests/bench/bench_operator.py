@@ -203,10 +203,15 @@ def operator_phase(names: list[str], timeout: float, steady_seconds: float) -> d
                     },
                 )
 
+            # Warm-up (untimed): one canary Customer to Ready proves the operator's watches are established;
+            # right after the CRD is created the API server may still answer "storage is (re)initializing".
+            bot_secret("canary")
+            customer("canary")
+            wait_until("the canary Customer to be Ready", lambda: _count_ready(api, "customers") >= 1, 120, operator)
             _log(f"operator: creating {len(names)} Customers")
             started = time.monotonic()
             _parallel(names, customer)
-            elapsed = _wait_all(api, "customers", len(names), started, timeout)
+            elapsed = _wait_all(api, "customers", len(names) + 1, started, timeout)
             assert operator.popen is not None
             pid = operator.popen.pid
             writes_at_ready = _writes(metrics_port)

@@ -1,4 +1,4 @@
-"""Operator fixtures: CRD and operator manifests applied, the operator running as its ServiceAccount."""
+"""Helpers for tests that need the operator: its process as its ServiceAccount, and a Customer factory."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import os
 import sys
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from clawhost_localcluster.environment import Cluster
@@ -31,15 +30,7 @@ def get_json(cluster: Cluster, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
-@pytest.fixture(scope="session")
-def platform_installed(cluster: Cluster) -> Cluster:
-    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
-    cluster.kubectl("apply", "-f", str(REPO / "operator" / "deploy"))
-    return cluster
-
-
-def _service_account_kubeconfig(cluster: Cluster, directory: Path) -> Path:
+def service_account_kubeconfig(cluster: Cluster, directory: Path) -> Path:
     """A kubeconfig that authenticates with a real token of the operator's ServiceAccount."""
     token = cluster.kubectl("create", "token", "clawhost-operator", "-n", "platform", "--duration=6h").stdout.strip()
     admin = yaml.safe_load(cluster.kubeconfig.read_text())
@@ -106,16 +97,6 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.process.log_tail(200_000) if self.process else ""
-
-
-@pytest.fixture(scope="session")
-def operator(platform_installed: Cluster, session_dir: Path) -> Iterator[OperatorProcess]:
-    workdir = session_dir / "operator"
-    workdir.mkdir(exist_ok=True)
-    running = OperatorProcess(_service_account_kubeconfig(platform_installed, workdir), workdir)
-    running.start()
-    yield running
-    running.stop()
 
 
 @dataclass
@@ -195,11 +176,3 @@ def _ready(customer: dict[str, Any]) -> str | None:
         if condition["type"] == "Ready":
             return str(condition["status"])
     return None
-
-
-@pytest.fixture
-def customers(platform_installed: Cluster) -> Iterator[CustomerFactory]:
-    factory = CustomerFactory(platform_installed)
-    yield factory
-    for name in factory.created:
-        platform_installed.kubectl("delete", "customer", name, "--wait=false", "--ignore-not-found", check=False)

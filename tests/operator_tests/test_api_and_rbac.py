@@ -9,9 +9,9 @@ from typing import Any
 
 import kubernetes
 import pytest
-from operator_tests.conftest import OperatorProcess
 
 from clawhost_localcluster.environment import Cluster
+from operator_tests.conftest import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 

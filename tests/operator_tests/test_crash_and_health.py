@@ -8,10 +8,10 @@ from typing import Any
 
 import lupa
 import pytest
-from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
 
 from clawhost_api.customer import namespace_for
 from clawhost_localcluster.waiting import eventually
+from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
 
 pytestmark = pytest.mark.cluster
 

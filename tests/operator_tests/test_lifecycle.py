@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
 
 from clawhost_api.customer import hash_proxy_token, namespace_for
 from clawhost_localcluster.waiting import eventually
+from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
 
 pytestmark = pytest.mark.cluster
 

@@ -1,0 +1,117 @@
+"""Which proxy token belongs to which customer: an in-memory map of token hashes fed by a watch of Customers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import kubernetes
+
+from clawhost_api.customer import GROUP, PLURAL, VERSION, BillingStatus
+from clawhost_api.tiers import TierName
+
+logger = logging.getLogger("clawhost.proxy.directory")
+_SERVED_PHASES = {"Running", "Provisioning"}
+
+
+@dataclass(frozen=True)
+class CustomerAuth:
+    name: str
+    tier: TierName
+    token_hash: str
+    phase: str | None
+    billing: BillingStatus | None
+
+
+def _entry(customer: dict[str, Any]) -> CustomerAuth | None:
+    status = customer.get("status") or {}
+    token_hash = (status.get("proxyToken") or {}).get("hash")
+    if not token_hash:
+        return None
+    tier: TierName = (status.get("applied") or {}).get("tier") or (customer.get("spec") or {}).get("tier") or "starter"
+    billing = BillingStatus.model_validate(status["billing"]) if status.get("billing") else None
+    return CustomerAuth(customer["metadata"]["name"], tier, token_hash, status.get("phase"), billing)
+
+
+class TokenDirectory:
+    """hash → customer; replaced atomically per event, read lock-free on the hot path."""
+
+    def __init__(self) -> None:
+        self._by_hash: dict[str, CustomerAuth] = {}
+        self._by_name: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.synced = threading.Event()
+        self.last_event: datetime | None = None
+
+    def upsert(self, customer: dict[str, Any]) -> None:
+        entry = _entry(customer)
+        name = customer["metadata"]["name"]
+        with self._lock:
+            old = self._by_name.pop(name, None)
+            if old is not None:
+                self._by_hash.pop(old, None)
+            if entry is not None:
+                self._by_hash[entry.token_hash] = entry
+                self._by_name[name] = entry.token_hash
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            old = self._by_name.pop(name, None)
+            if old is not None:
+                self._by_hash.pop(old, None)
+
+    def replace_all(self, customers: list[dict[str, Any]]) -> None:
+        entries = [e for e in (_entry(c) for c in customers) if e is not None]
+        with self._lock:
+            self._by_hash = {e.token_hash: e for e in entries}
+            self._by_name = {e.name: e.token_hash for e in entries}
+        self.synced.set()
+
+    def authenticate(self, token: str) -> CustomerAuth | None:
+        """Only the token's hash is looked up; the final comparison is constant-time."""
+        presented = "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+        entry = self._by_hash.get(presented)
+        if entry is None or not hmac.compare_digest(entry.token_hash, presented):
+            return None
+        return entry
+
+    @staticmethod
+    def serves(entry: CustomerAuth) -> bool:
+        return entry.phase in _SERVED_PHASES
+
+
+def watch_customers(directory: TokenDirectory, api: kubernetes.client.ApiClient, stop: threading.Event) -> None:
+    """LIST then WATCH from the list's resourceVersion; relist on expiry or error. Runs in a thread."""
+    custom = kubernetes.client.CustomObjectsApi(api)
+    while not stop.is_set():
+        try:
+            listing: Any = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+            directory.replace_all(listing["items"])
+            version = listing["metadata"]["resourceVersion"]
+            stream = kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
+                custom.list_cluster_custom_object,
+                GROUP,
+                VERSION,
+                PLURAL,
+                resource_version=version,
+                timeout_seconds=60,
+                allow_watch_bookmarks=True,
+            )
+            for event in stream:
+                if stop.is_set():
+                    return
+                obj = event["object"]
+                if event["type"] == "ERROR":  # e.g. 410 Gone: our resourceVersion expired
+                    break
+                if event["type"] == "DELETED":
+                    directory.remove(obj["metadata"]["name"])
+                elif event["type"] in ("ADDED", "MODIFIED"):
+                    directory.upsert(obj)
+        except Exception as error:
+            logger.warning("customer watch restarting", extra={"error": type(error).__name__})
+            stop.wait(1)

@@ -1,0 +1,70 @@
+"""Monthly token limits: reserve before forwarding, settle after, atomically in Redis (one Lua call each).
+
+Why usage can never pass the limit under any concurrency: a request reserves an upper bound of
+what it can cost (prompt bytes are an upper bound of prompt tokens, plus the completion cap we
+forward upstream), clamped to what is left; the completion cap sent upstream is cut to fit the
+grant. Reservations and settlements are single Lua scripts, so no two requests ever see the
+same "remaining".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from clawhost_api.usage import UsagePeriod, usage_counter_key, usage_period
+from clawhost_proxy.directory import CustomerAuth
+
+# KEYS[1] counter; ARGV: wanted, limit, minimum, ttl. Returns {granted (0 = refused), used after}.
+_RESERVE = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local left = tonumber(ARGV[2]) - used
+local grant = math.min(tonumber(ARGV[1]), left)
+if grant < tonumber(ARGV[3]) then return {0, used} end
+used = redis.call('INCRBY', KEYS[1], grant)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return {grant, used}
+"""
+# KEYS[1] counter; ARGV: granted, actual (actual <= granted by construction). Returns used after.
+_SETTLE = """
+return redis.call('INCRBY', KEYS[1], tonumber(ARGV[2]) - tonumber(ARGV[1]))
+"""
+RETAIN_AFTER_PERIOD_SECONDS = 90 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Reservation:
+    key: str
+    granted: int
+    used_after: int
+    limit: int
+
+
+class TokenLimiter:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._reserve = client.register_script(_RESERVE)
+        self._settle = client.register_script(_SETTLE)
+
+    @staticmethod
+    def period(customer: CustomerAuth, now: datetime | None = None) -> UsagePeriod:
+        return usage_period(customer.billing, now)
+
+    async def used(self, customer: CustomerAuth) -> int:
+        value = await self._client.get(usage_counter_key(customer.name, self.period(customer)))
+        return int(value or 0)
+
+    async def reserve(self, customer: CustomerAuth, wanted: int, minimum: int, limit: int) -> Reservation | None:
+        period = self.period(customer)
+        key = usage_counter_key(customer.name, period)
+        ttl = int((period.end - datetime.now(UTC)).total_seconds()) + RETAIN_AFTER_PERIOD_SECONDS
+        granted, used = await self._reserve(keys=[key], args=[wanted, limit, minimum, ttl])
+        if int(granted) == 0:
+            return None
+        return Reservation(key, int(granted), int(used), limit)
+
+    async def settle(self, reservation: Reservation, actual: int) -> int:
+        charged = min(actual, reservation.granted)
+        return int(await self._settle(keys=[reservation.key], args=[reservation.granted, charged]))

@@ -1,0 +1,33 @@
+"""Proxy settings, read once from the environment (prefix CLAWHOST_PROXY_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProxySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLAWHOST_PROXY_", frozen=True)
+
+    host: str = "0.0.0.0"  # noqa: S104 - a service in its own pod
+    port: int = 8080
+    upstream_base_url: str = "https://api.moonshot.ai/v1"
+    upstream_api_key: SecretStr | None = None
+    upstream_api_key_file: Path | None = None
+    upstream_timeout_seconds: float = 120.0
+    upstream_connect_timeout_seconds: float = 5.0
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    kubeconfig: Path | None = None
+    max_body_bytes: int = 1_000_000
+    requests_per_second: float = 10.0
+    upgrade_url: str = "https://clawhost.dev/dashboard/billing"
+    default_max_tokens: int = 8192
+
+    def api_key(self) -> str:
+        if self.upstream_api_key_file is not None:
+            return self.upstream_api_key_file.read_text().strip()
+        if self.upstream_api_key is not None:
+            return self.upstream_api_key.get_secret_value()
+        raise ValueError("set CLAWHOST_PROXY_UPSTREAM_API_KEY_FILE or CLAWHOST_PROXY_UPSTREAM_API_KEY")

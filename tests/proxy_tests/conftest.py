@@ -1,0 +1,111 @@
+"""Proxy fixtures: the fake Kimi upstream, the proxy as a subprocess (as its ServiceAccount), and a customer's token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from clawhost_api.customer import namespace_for
+from clawhost_localcluster.environment import Cluster
+from clawhost_localcluster.processes import ManagedProcess, free_port, wait_until
+from clawhost_localcluster.services import RedisServer
+from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
+from proxy_tests.fake_kimi import UPSTREAM_KEY, FakeKimi
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def fake_kimi() -> Iterator[FakeKimi]:
+    server = FakeKimi()
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class RunningProxy:
+    url: str
+    process: ManagedProcess
+
+
+def _proxy_kubeconfig(cluster: Cluster, directory: Path) -> Path:
+    cluster.kubectl("apply", "-f", str(REPO / "proxy" / "deploy" / "rbac.yaml"))
+    token = cluster.kubectl("create", "token", "token-proxy", "-n", "platform", "--duration=6h").stdout.strip()
+    config = json.loads(cluster.kubectl("config", "view", "--raw", "-o", "json").stdout)
+    config["users"] = [{"name": "proxy", "user": {"token": token}}]
+    config["contexts"] = [{"name": "proxy", "context": {"cluster": config["clusters"][0]["name"], "user": "proxy"}}]
+    config["current-context"] = "proxy"
+    path = directory / "proxy.kubeconfig"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def start_proxy(cluster: Cluster, redis: RedisServer, upstream: str, workdir: Path, **extra: str) -> RunningProxy:
+    port = free_port()
+    key_file = workdir / "upstream.key"
+    key_file.write_text(UPSTREAM_KEY)
+    env = dict(
+        os.environ,
+        CLAWHOST_PROXY_PORT=str(port),
+        CLAWHOST_PROXY_HOST="127.0.0.1",
+        CLAWHOST_PROXY_UPSTREAM_BASE_URL=upstream,
+        CLAWHOST_PROXY_UPSTREAM_API_KEY_FILE=str(key_file),
+        CLAWHOST_PROXY_REDIS_URL=redis.url,
+        CLAWHOST_PROXY_KUBECONFIG=str(_proxy_kubeconfig(cluster, workdir)),
+        **extra,
+    )
+    process = ManagedProcess("proxy", [sys.executable, "-m", "clawhost_proxy"], workdir / f"proxy-{port}.log", env=env)
+    process.start()
+
+    def ready() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+
+    wait_until("the proxy's /readyz", ready, 60, process)
+    return RunningProxy(f"http://127.0.0.1:{port}/v1", process)
+
+
+@pytest.fixture(scope="session")
+def proxy(
+    platform_installed: Cluster, redis_server: RedisServer, fake_kimi: FakeKimi, session_dir: Path
+) -> Iterator[RunningProxy]:
+    workdir = session_dir / "proxy"
+    workdir.mkdir(exist_ok=True)
+    running = start_proxy(
+        platform_installed,
+        redis_server,
+        f"http://127.0.0.1:{fake_kimi.port}/v1",
+        workdir,
+        CLAWHOST_PROXY_UPSTREAM_TIMEOUT_SECONDS="3",
+        CLAWHOST_PROXY_REQUESTS_PER_SECOND="1000",
+    )
+    yield running
+    running.process.stop()
+
+
+@dataclass
+class ProxyCustomer:
+    name: str
+    token: str
+
+
+def proxy_token_of(customers: CustomerFactory, name: str) -> str:
+    secret = get_json(customers.cluster, "secret", "gateway-inputs", "-n", namespace_for(name))
+    return base64.b64decode(secret["data"]["proxy-token"]).decode()
+
+
+@pytest.fixture
+def customer(operator: OperatorProcess, customers: CustomerFactory, proxy: RunningProxy) -> ProxyCustomer:
+    """A Customer brought to Ready by the real operator; its token read where the gateway pod reads it."""
+    name = customers.create(tier="starter")
+    customers.wait_ready(name)
+    return ProxyCustomer(name, proxy_token_of(customers, name))
