@@ -1,0 +1,49 @@
+"""Request dependencies: the app state and the authenticated user."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from clawhost_control_api.api.state import AppState
+from clawhost_control_api.core.security import InvalidTokenError
+from clawhost_control_api.db import accounts
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.clawhost
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def current_user(
+    state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> accounts.User:
+    if credentials is None:
+        raise _unauthorized("missing bearer token")
+    try:
+        claims = state.issuer.decode(credentials.credentials, "access")
+        user_id = uuid.UUID(claims.subject)
+        session_id = uuid.UUID(claims.session_id)
+    except (InvalidTokenError, ValueError):
+        raise _unauthorized("invalid token") from None
+    if not await accounts.session_active(state.pool, session_id, user_id):
+        raise _unauthorized("session revoked")
+    user = await accounts.find_user(state.pool, user_id)
+    if user is None:
+        raise _unauthorized("unknown user")
+    return user
+
+
+CurrentUser = Annotated[accounts.User, Depends(current_user)]

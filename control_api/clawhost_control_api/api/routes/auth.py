@@ -1,0 +1,117 @@
+"""Sign-up, login, refresh-token rotation, logout and the JWKS document."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import BaseModel, Field
+
+from clawhost_control_api.api.deps import CurrentUser, State
+from clawhost_control_api.api.state import AppState
+from clawhost_control_api.core.security import InvalidTokenError, hash_password, verify_password
+from clawhost_control_api.db import accounts
+
+router = APIRouter(tags=["auth"])
+
+_EMAIL = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+
+
+class Credentials(BaseModel):
+    email: str = Field(pattern=_EMAIL, max_length=254)
+    password: str = Field(min_length=10, max_length=256)
+
+
+class LoginRequest(BaseModel):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=256)
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(max_length=4096)
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    customer_name: str | None
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int
+
+
+def _user_out(user: accounts.User) -> UserOut:
+    return UserOut(id=user.id, email=user.email, customer_name=user.customer_name)
+
+
+@router.post("/auth/signup", status_code=status.HTTP_201_CREATED)
+async def signup(body: Credentials, state: State) -> UserOut:
+    email = body.email.strip().lower()
+    try:
+        user = await accounts.create_user(state.pool, email, hash_password(body.password))
+    except accounts.EmailTakenError:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="an account with this email exists") from None
+    return _user_out(user)
+
+
+@router.post("/auth/login")
+async def login(body: LoginRequest, state: State) -> TokenPair:
+    user = await accounts.find_user_by_email(state.pool, body.email.strip().lower())
+    if user is None or not verify_password(user.password_hash, body.password):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="wrong email or password")
+    refresh = state.issuer.issue(str(user.id), "", "refresh")
+    session_id = await accounts.open_session(state.pool, user.id, refresh.token_id, refresh.expires_at)
+    return _pair(state, user.id, session_id, refresh.token_id)
+
+
+def _pair(state: AppState, user_id: uuid.UUID, session_id: uuid.UUID, refresh_jti: str) -> TokenPair:
+    issuer = state.issuer
+    access = issuer.issue(str(user_id), str(session_id), "access")
+    refresh = issuer.issue(str(user_id), str(session_id), "refresh")
+    refresh = type(refresh)(refresh.subject, refresh.session_id, refresh_jti, "refresh", refresh.expires_at)
+    return TokenPair(
+        access_token=issuer.encode(access),
+        refresh_token=issuer.encode(refresh),
+        expires_in=int(issuer.access_ttl.total_seconds()),
+    )
+
+
+def _refresh_claims(state: AppState, token: str) -> tuple[uuid.UUID, uuid.UUID, str]:
+    try:
+        claims = state.issuer.decode(token, "refresh")
+        return uuid.UUID(claims.subject), uuid.UUID(claims.session_id), claims.token_id
+    except (InvalidTokenError, ValueError):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="invalid refresh token") from None
+
+
+@router.post("/auth/refresh")
+async def refresh(body: RefreshRequest, state: State) -> TokenPair:
+    user_id, session_id, old_jti = _refresh_claims(state, body.refresh_token)
+    new = state.issuer.issue(str(user_id), str(session_id), "refresh")
+    try:
+        await accounts.rotate_refresh(state.pool, session_id, old_jti, new.token_id, new.expires_at)
+    except accounts.RefreshRejectedError:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="refresh token revoked or already used") from None
+    return _pair(state, user_id, session_id, new.token_id)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(body: RefreshRequest, state: State) -> Response:
+    _, session_id, _ = _refresh_claims(state, body.refresh_token)
+    await accounts.revoke_session(state.pool, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/auth/me")
+async def me(user: CurrentUser) -> UserOut:
+    return _user_out(user)
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(state: State) -> dict[str, Any]:
+    return state.issuer.keys.jwks()

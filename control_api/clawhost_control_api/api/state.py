@@ -1,0 +1,17 @@
+"""What the app holds for its lifetime: settings, the DB pool and the token issuer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg_pool import AsyncConnectionPool
+
+from clawhost_control_api.core.config import Settings
+from clawhost_control_api.core.security import TokenIssuer
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    pool: AsyncConnectionPool
+    issuer: TokenIssuer

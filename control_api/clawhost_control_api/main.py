@@ -1,0 +1,50 @@
+"""The control API application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from psycopg_pool import AsyncConnectionPool
+
+from clawhost_control_api.api.routes import auth
+from clawhost_control_api.api.state import AppState
+from clawhost_control_api.core.config import Settings, get_settings
+from clawhost_control_api.core.security import KeyPair, TokenIssuer
+from clawhost_control_api.db.migrations import migrate
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    config = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate(config.database_url)
+        keys = KeyPair.from_files(config.jwt_private_key_file, config.jwt_public_key_file, config.jwt_key_id)
+        issuer = TokenIssuer(
+            keys,
+            config.jwt_issuer,
+            config.jwt_audience,
+            timedelta(seconds=config.access_token_ttl_seconds),
+            timedelta(seconds=config.refresh_token_ttl_seconds),
+        )
+        pool = AsyncConnectionPool(config.database_url, max_size=config.db_pool_max, open=False)
+        await pool.open(wait=True)
+        app.state.clawhost = AppState(settings=config, pool=pool, issuer=issuer)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="clawhost control API", version="0.1.0", lifespan=lifespan)
+    app.include_router(auth.router)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, __: Exception) -> JSONResponse:
+        # Never leak a stack trace or internal detail to the client.
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    return app

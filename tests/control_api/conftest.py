@@ -1,0 +1,78 @@
+"""Control API fixtures: RSA keys on disk, a fresh PostgreSQL database, the app behind a TestClient."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.testclient import TestClient
+
+from clawhost_control_api.core.config import Settings
+from clawhost_control_api.main import create_app
+
+
+@dataclass(frozen=True)
+class JwtKeys:
+    private_file: Path
+    public_file: Path
+    private_key: rsa.RSAPrivateKey
+    public_pem: bytes
+
+
+def write_keys(folder: Path) -> JwtKeys:
+    folder.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_file, public_file = folder / "jwt.key", folder / "jwt.pub"
+    private_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    public_file.write_bytes(public_pem)
+    return JwtKeys(private_file, public_file, key, public_pem)
+
+
+@pytest.fixture(scope="session")
+def jwt_keys(tmp_path_factory: pytest.TempPathFactory) -> JwtKeys:
+    return write_keys(tmp_path_factory.mktemp("jwt"))
+
+
+@pytest.fixture(scope="session")
+def other_jwt_keys(tmp_path_factory: pytest.TempPathFactory) -> JwtKeys:
+    return write_keys(tmp_path_factory.mktemp("jwt-other"))
+
+
+def fresh_database(postgres_dsn: str) -> str:
+    """Create an empty database on the shared server; returns its DSN."""
+    name = f"api_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    return psycopg.conninfo.make_conninfo(postgres_dsn, dbname=name)
+
+
+@pytest.fixture
+def database_url(postgres_dsn: str) -> str:
+    return fresh_database(postgres_dsn)
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, jwt_keys: JwtKeys) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        jwt_private_key_file=jwt_keys.private_file,
+        jwt_public_key_file=jwt_keys.public_file,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
