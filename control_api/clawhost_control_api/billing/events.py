@@ -1,0 +1,212 @@
+"""Pure Stripe event -> status.billing logic, order-safe under at-least-once, any-order delivery.
+
+Every verified event is stored; a Customer's status.billing is the fold of all its events sorted by
+Stripe's `created` time (ties broken by a fixed type order, then id). Arrival order therefore cannot
+matter and a duplicate changes nothing. Within the fold:
+- A cancelled subscription stays cancelled: no event about that subscription revives it (Stripe never
+  reactivates a cancelled subscription; a new checkout brings a new id).
+- Upgrade at once: a higher tier in `customer.subscription.updated` sets paidTier and spec.tier now.
+- Downgrade at the next period: a lower tier is scheduled and takes effect with the first paid invoice
+  whose period starts at or after the scheduled time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from clawhost_api.customer import BillingStatus, SubscriptionState
+from clawhost_api.tiers import TIER_ORDER, TierName
+
+HANDLED = frozenset(
+    {
+        "checkout.session.completed",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "invoice.payment_failed",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+    }
+)
+_STATES: frozenset[str] = frozenset(
+    {"incomplete", "incomplete_expired", "trialing", "active", "past_due", "canceled", "unpaid", "paused"}
+)
+
+_TIE_ORDER = {
+    "checkout.session.completed": 0,
+    "invoice.paid": 1,
+    "invoice.payment_succeeded": 1,
+    "customer.subscription.updated": 2,
+    "invoice.payment_failed": 3,
+    "customer.subscription.deleted": 4,
+}
+
+
+@dataclass(frozen=True)
+class ScheduledTier:
+    tier: TierName
+    effective_at: datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    billing: BillingStatus | None  # None: the event changes nothing
+    spec_tier: TierName | None = None  # patch spec.tier to this now
+    schedule: ScheduledTier | None = None  # record a downgrade for the next period
+    clear_schedule: bool = False
+
+
+NO_CHANGE = Decision(None)
+
+
+def _ts(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), UTC) if isinstance(value, int) else None
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        return str(value["id"])
+    return None
+
+
+def tier_of(obj: dict[str, Any], price_tiers: dict[str, TierName]) -> TierName | None:
+    """The tier a subscription (its first item's price) or a session (its metadata) stands for."""
+    items = (obj.get("items") or {}).get("data") or []
+    for item in items:
+        price = _id((item or {}).get("price"))
+        if price in price_tiers:
+            return price_tiers[price]
+    tier = (obj.get("metadata") or {}).get("tier")
+    return tier if tier in TIER_ORDER else None
+
+
+def subscription_of(obj: dict[str, Any]) -> str | None:
+    """The subscription id an invoice, session or subscription refers to (old and new API shapes)."""
+    if obj.get("object") == "subscription":
+        return _id(obj.get("id"))
+    found = _id(obj.get("subscription"))
+    if found:
+        return found
+    details = ((obj.get("parent") or {}).get("subscription_details")) or {}
+    return _id(details.get("subscription"))
+
+
+def _period_of(obj: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    if obj.get("object") == "invoice":
+        for line in (obj.get("lines") or {}).get("data") or []:
+            period = (line or {}).get("period") or {}
+            if "start" in period and "end" in period:
+                return _ts(period["start"]), _ts(period["end"])
+        return _ts(obj.get("period_start")), _ts(obj.get("period_end"))
+    start, end = _ts(obj.get("current_period_start")), _ts(obj.get("current_period_end"))
+    if start is None:
+        for item in (obj.get("items") or {}).get("data") or []:
+            start, end = _ts((item or {}).get("current_period_start")), _ts((item or {}).get("current_period_end"))
+            if start is not None:
+                break
+    return start, end
+
+
+def _rank(tier: TierName | None) -> int:
+    return TIER_ORDER.index(tier) if tier else -1
+
+
+def decide(
+    event: dict[str, Any],
+    current: BillingStatus | None,
+    price_tiers: dict[str, TierName],
+    scheduled: ScheduledTier | None = None,
+) -> Decision:
+    """What one verified Stripe event does to a Customer's status.billing (pure, deterministic)."""
+    kind = str(event.get("type"))
+    created = _ts(event.get("created"))
+    obj: dict[str, Any] = (event.get("data") or {}).get("object") or {}
+    if kind not in HANDLED or created is None:
+        return NO_CHANGE
+    now = current or BillingStatus()
+    subscription = subscription_of(obj)
+    same_subscription = subscription is None or now.subscription_id in (None, subscription)
+    if now.state == "canceled" and same_subscription:
+        return NO_CHANGE
+    fields: dict[str, Any] = {"last_event_at": created, "last_event_id": str(event.get("id"))}
+    customer_id = _id(obj.get("customer"))
+    if customer_id:
+        fields["customer_id"] = customer_id
+    if subscription:
+        fields["subscription_id"] = subscription
+    spec_tier: TierName | None = None
+    schedule: ScheduledTier | None = None
+    clear = False
+
+    if kind == "checkout.session.completed":
+        tier = tier_of(obj, price_tiers)
+        if tier:
+            fields["paid_tier"] = tier
+            spec_tier = tier if _rank(tier) > _rank(now.paid_tier) else None
+        if now.state is None or not same_subscription:
+            fields["state"] = "active" if obj.get("payment_status") in ("paid", "no_payment_required") else "incomplete"
+    elif kind in ("invoice.paid", "invoice.payment_succeeded"):
+        fields["state"] = "active"
+        start, end = _period_of(obj)
+        if start and end:
+            fields["current_period_start"], fields["current_period_end"] = start, end
+            if scheduled and start >= scheduled.effective_at:
+                fields["paid_tier"] = scheduled.tier
+                spec_tier, clear = scheduled.tier, True
+    elif kind == "invoice.payment_failed":
+        fields["state"] = "past_due"
+    elif kind == "customer.subscription.updated":
+        state = obj.get("status")
+        if state in _STATES:
+            fields["state"] = state
+        start, end = _period_of(obj)
+        if start and end:
+            fields["current_period_start"], fields["current_period_end"] = start, end
+        tier = tier_of(obj, price_tiers)
+        if tier and _rank(tier) > _rank(now.paid_tier):
+            fields["paid_tier"] = spec_tier = tier
+            clear = scheduled is not None
+        elif tier and _rank(tier) < _rank(now.paid_tier):
+            schedule = ScheduledTier(tier, end or now.current_period_end or created)
+        elif tier and scheduled is not None:
+            clear = True  # back to the current tier: the pending downgrade is dropped
+    elif kind == "customer.subscription.deleted":
+        fields["state"] = "canceled"
+    return Decision(now.model_copy(update=fields), spec_tier, schedule, clear)
+
+
+def event_order(event: dict[str, Any]) -> tuple[int, int, str]:
+    """Sort key: Stripe's creation time, then a fixed order of types within one second, then the id."""
+    return (int(event.get("created") or 0), _TIE_ORDER.get(str(event.get("type")), 9), str(event.get("id")))
+
+
+@dataclass(frozen=True)
+class Folded:
+    billing: BillingStatus
+    scheduled: ScheduledTier | None
+
+
+def fold(events: list[dict[str, Any]], price_tiers: dict[str, TierName]) -> Folded:
+    """status.billing (and any pending downgrade) from all of one customer's events, in any arrival order."""
+    billing = BillingStatus()
+    scheduled: ScheduledTier | None = None
+    seen: set[str] = set()
+    for event in sorted(events, key=event_order):
+        if str(event.get("id")) in seen:
+            continue
+        seen.add(str(event.get("id")))
+        decision = decide(event, billing, price_tiers, scheduled)
+        if decision.billing is None:
+            continue
+        billing = decision.billing
+        if decision.clear_schedule:
+            scheduled = None
+        if decision.schedule is not None:
+            scheduled = decision.schedule
+    return Folded(billing, scheduled)
+
+
+__all__ = ["HANDLED", "Decision", "Folded", "ScheduledTier", "SubscriptionState", "decide", "fold", "tier_of"]
