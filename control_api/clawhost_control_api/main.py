@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -10,11 +11,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
-from clawhost_control_api.api.routes import auth
+from clawhost_control_api.api.routes import auth, webhooks
 from clawhost_control_api.api.state import AppState
 from clawhost_control_api.core.config import Settings, get_settings
 from clawhost_control_api.core.security import KeyPair, TokenIssuer
 from clawhost_control_api.db.migrations import migrate
+from clawhost_control_api.kube.client import KubeClient
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,14 +35,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         pool = AsyncConnectionPool(config.database_url, max_size=config.db_pool_max, open=False)
         await pool.open(wait=True)
-        app.state.clawhost = AppState(settings=config, pool=pool, issuer=issuer)
+        in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        kube = KubeClient.connect(config.kubeconfig) if config.kubeconfig or in_cluster else None
+        app.state.clawhost = AppState(settings=config, pool=pool, issuer=issuer, kube=kube)
         try:
             yield
         finally:
+            if kube is not None:
+                await kube.close()
             await pool.close()
 
     app = FastAPI(title="clawhost control API", version="0.1.0", lifespan=lifespan)
     app.include_router(auth.router)
+    app.include_router(webhooks.router)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, __: Exception) -> JSONResponse:

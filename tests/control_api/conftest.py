@@ -13,8 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
+from clawhost_api.customer import BOT_TOKEN_NAMESPACE
 from clawhost_control_api.core.config import Settings
 from clawhost_control_api.main import create_app
+from clawhost_localcluster.environment import Cluster
 
 
 @dataclass(frozen=True)
@@ -75,4 +77,34 @@ def settings(database_url: str, redis_url: str, jwt_keys: JwtKeys) -> Settings:
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+WEBHOOK_SECRET = "whsec_test_controlapi"
+PRICES = {"starter": "price_starter_test", "pro": "price_pro_test", "team": "price_team_test"}
+CRD = Path(__file__).resolve().parents[2] / "crds" / "customer.crd.yaml"
+
+
+@pytest.fixture(scope="session")
+def customer_crd(cluster: Cluster) -> Cluster:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
+    cluster.kubectl("create", "namespace", BOT_TOKEN_NAMESPACE, check=False)
+    return cluster
+
+
+@pytest.fixture
+def cluster_settings(settings: Settings, customer_crd: Cluster) -> Settings:
+    return settings.model_copy(
+        update={
+            "kubeconfig": customer_crd.kubeconfig,
+            "stripe_webhook_secret": WEBHOOK_SECRET,
+            "stripe_price_ids": PRICES,
+        }
+    )
+
+
+@pytest.fixture
+def cluster_client(cluster_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(cluster_settings)) as test_client:
         yield test_client

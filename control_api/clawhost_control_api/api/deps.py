@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from clawhost_control_api.api.state import AppState
 from clawhost_control_api.core.security import InvalidTokenError
 from clawhost_control_api.db import accounts
+from clawhost_control_api.kube.client import KubeClient
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -45,5 +46,13 @@ async def current_user(
         raise _unauthorized("unknown user")
     return user
 
+
+def get_kube(state: State) -> KubeClient:
+    if state.kube is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="Kubernetes API not configured")
+    return state.kube
+
+
+Kube = Annotated[KubeClient, Depends(get_kube)]
 
 CurrentUser = Annotated[accounts.User, Depends(current_user)]

@@ -8,6 +8,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from clawhost_control_api.core.config import Settings
 from clawhost_control_api.core.security import TokenIssuer
+from clawhost_control_api.kube.client import KubeClient
 
 
 @dataclass
@@ -15,3 +16,4 @@ class AppState:
     settings: Settings
     pool: AsyncConnectionPool
     issuer: TokenIssuer
+    kube: KubeClient | None

@@ -22,6 +22,15 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=3600, gt=0)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     db_pool_max: int = Field(default=10, ge=1)
+    kubeconfig: Path | None = Field(default=None, description="Unset: in-cluster ServiceAccount credentials.")
+    stripe_api_key: str = ""
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_webhook_secret: str = ""
+    stripe_webhook_tolerance_seconds: int = 300
+    stripe_price_ids: dict[str, str] = Field(
+        default_factory=dict, description='Tier name -> Stripe price id, e.g. {"pro": "price_..."}.'
+    )
+    public_url: str = "http://localhost:8000"
     host: str = "0.0.0.0"  # noqa: S104 - a server inside a pod listens on all interfaces
     port: int = 8000
 

@@ -1,0 +1,48 @@
+"""POST /webhooks/stripe: verify the signature first, store the event once, fold it into status.billing."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import stripe
+from fastapi import APIRouter, HTTPException, Request, status
+
+from clawhost_control_api.api.deps import Kube, State
+from clawhost_control_api.billing.events import HANDLED
+from clawhost_control_api.billing.store import record_event, sync_customer
+
+router = APIRouter(tags=["webhooks"])
+log = logging.getLogger(__name__)
+
+
+@router.post("/webhooks/stripe", include_in_schema=False)
+async def stripe_webhook(request: Request, state: State, kube: Kube) -> dict[str, Any]:
+    payload = await request.body()
+    signature = request.headers.get("stripe-signature", "")
+    settings = state.settings
+    if not settings.stripe_webhook_secret:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="webhook secret not configured")
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload.decode("utf-8"),
+            signature,
+            settings.stripe_webhook_secret,
+            tolerance=settings.stripe_webhook_tolerance_seconds,
+        )
+        event: dict[str, Any] = json.loads(payload)
+    except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="invalid Stripe signature or payload") from None
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("created"), int):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="not a Stripe event")
+    if event.get("type") not in HANDLED:
+        return {"received": True, "handled": False}
+    stripe_customer = await record_event(state.pool, event)
+    if stripe_customer is None:
+        return {"received": True, "duplicate": True}
+    if stripe_customer:
+        price_tiers = {price: tier for tier, price in settings.stripe_price_ids.items()}
+        await sync_customer(state.pool, kube, stripe_customer, price_tiers)  # type: ignore[arg-type]
+    log.info("stripe event %s %s handled", event["type"], event["id"])
+    return {"received": True}

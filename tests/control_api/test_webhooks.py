@@ -1,0 +1,228 @@
+"""Stripe webhooks through the real app into real Customers on the real API server."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from clawhost_api.customer import BillingStatus
+from clawhost_api.usage import usage_counter_key, usage_period
+from clawhost_control_api.core.config import Settings
+from clawhost_localcluster import stripe_events as se
+from clawhost_localcluster.environment import Cluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.services]
+
+# Shared with conftest (importlib mode: fixtures cross, module names do not).
+WEBHOOK_SECRET = "whsec_test_controlapi"
+PRICES = {"starter": "price_starter_test", "pro": "price_pro_test", "team": "price_team_test"}
+
+
+def _new_customer(cluster: Cluster, tier: str = "pro", billing: str = "stripe") -> str:
+    name = f"c{uuid.uuid4().hex[:10]}"
+    body = {
+        "apiVersion": "clawhost.dev/v1alpha1",
+        "kind": "Customer",
+        "metadata": {"name": name},
+        "spec": {
+            "tier": tier,
+            "telegram": {"botTokenSecretRef": {"name": f"bot-{name}"}, "allowedUserIds": [12345]},
+            "billing": {"mode": billing},
+        },
+    }
+    cluster.kubectl("create", "-f", "-", stdin=json.dumps(body))
+    return name
+
+
+def _get(cluster: Cluster, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(
+        cluster.kubectl("get", "customer", name, "-o", "json", "--show-managed-fields").stdout
+    )
+    return result
+
+
+def _post(client: TestClient, event: dict[str, Any], secret: str = WEBHOOK_SECRET, ts: int | None = None) -> int:
+    payload = se.as_payload(event)
+    headers = {"Stripe-Signature": se.sign(payload, secret, ts), "Content-Type": "application/json"}
+    return client.post("/webhooks/stripe", content=payload, headers=headers).status_code
+
+
+def test_lifecycle_patches_status_billing_and_tier(cluster_client: TestClient, customer_crd: Cluster) -> None:
+    name = _new_customer(customer_crd, tier="pro")
+    # The operator's status fields must survive billing's writes.
+    customer_crd.kubectl(
+        "patch", "customer", name, "--subresource=status", "--type=merge", "-p", '{"status":{"phase":"Provisioning"}}'
+    )
+    t0 = int(time.time()) - 3600
+    p2 = t0 + se.MONTH
+    checkout = se.checkout_completed(t0, name, "cus_life", "sub_life", "pro")
+    assert _post(cluster_client, checkout) == 200
+    assert _post(cluster_client, checkout) == 200  # duplicate delivery: no-op
+    live = _get(customer_crd, name)
+    billing = live["status"]["billing"]
+    assert billing["state"] == "active"
+    assert billing["paidTier"] == "pro"
+    assert billing["subscriptionId"] == "sub_life"
+    assert billing["lastEventId"] == checkout["id"]
+    assert live["status"]["phase"] == "Provisioning"
+    managers = {m["manager"] for m in live["metadata"]["managedFields"]}
+    assert "clawhost-billing" in managers
+
+    paid = se.invoice("invoice.paid", t0 + 10, name, "cus_life", "sub_life", t0, p2)
+    assert _post(cluster_client, paid) == 200
+    billing = _get(customer_crd, name)["status"]["billing"]
+    assert billing["currentPeriodEnd"].startswith(time.strftime("%Y-%m-%dT", time.gmtime(p2)))
+
+    up = se.subscription(
+        "customer.subscription.updated", t0 + 20, name, "cus_life", "sub_life", "active", PRICES["team"], t0, p2
+    )
+    assert _post(cluster_client, up) == 200
+    live = _get(customer_crd, name)
+    assert live["status"]["billing"]["paidTier"] == "team"
+    assert live["spec"]["tier"] == "team", "upgrade applies at once"
+
+    down = se.subscription(
+        "customer.subscription.updated", t0 + 30, name, "cus_life", "sub_life", "active", PRICES["starter"], t0, p2
+    )
+    assert _post(cluster_client, down) == 200
+    live = _get(customer_crd, name)
+    assert live["spec"]["tier"] == "team", "downgrade waits for the next period"
+
+    failed = se.invoice("invoice.payment_failed", t0 + 40, name, "cus_life", "sub_life", t0, p2)
+    assert _post(cluster_client, failed) == 200
+    assert _get(customer_crd, name)["status"]["billing"]["state"] == "past_due"
+
+    deleted = se.subscription(
+        "customer.subscription.deleted", t0 + 50, name, "cus_life", "sub_life", "canceled", PRICES["team"], t0, p2
+    )
+    stale = se.subscription(
+        "customer.subscription.updated", t0 + 45, name, "cus_life", "sub_life", "active", PRICES["team"], t0, p2
+    )
+    assert _post(cluster_client, deleted) == 200
+    assert _post(cluster_client, stale) == 200
+    assert _get(customer_crd, name)["status"]["billing"]["state"] == "canceled", "old update cannot revive"
+
+
+def test_new_period_starts_a_fresh_usage_counter_once(cluster_client: TestClient, customer_crd: Cluster) -> None:
+    name = _new_customer(customer_crd)
+    now = int(time.time())
+    p1, p2, p3 = now - se.MONTH - 100, now - 100, now - 100 + se.MONTH
+    _post(cluster_client, se.checkout_completed(p1, name, f"cus_{name}", f"sub_{name}", "pro"))
+    _post(cluster_client, se.invoice("invoice.paid", p1 + 1, name, f"cus_{name}", f"sub_{name}", p1, p2))
+    old_key = usage_counter_key(
+        name,
+        usage_period(
+            BillingStatus.model_validate(_get(customer_crd, name)["status"]["billing"]),
+            now=__import__("datetime").datetime.fromtimestamp(p2 - 10, __import__("datetime").UTC),
+        ),
+    )
+    renewal = se.invoice("invoice.paid", p2 + 1, name, f"cus_{name}", f"sub_{name}", p2, p3)
+    assert _post(cluster_client, renewal) == 200
+    billing = BillingStatus.model_validate(_get(customer_crd, name)["status"]["billing"])
+    new_key = usage_counter_key(name, usage_period(billing))
+    assert new_key != old_key
+    assert _post(cluster_client, renewal) == 200  # retried delivery
+    again = BillingStatus.model_validate(_get(customer_crd, name)["status"]["billing"])
+    assert usage_counter_key(name, usage_period(again)) == new_key, "a retry never opens another period"
+
+
+def test_billing_mode_none_is_untouched(cluster_client: TestClient, customer_crd: Cluster) -> None:
+    name = _new_customer(customer_crd, billing="none")
+    assert (
+        _post(cluster_client, se.checkout_completed(int(time.time()), name, f"cus_{name}", f"sub_{name}", "team"))
+        == 200
+    )
+    assert "billing" not in _get(customer_crd, name).get("status", {})
+
+
+def test_forged_and_stale_events_are_rejected(
+    cluster_client: TestClient, customer_crd: Cluster, cluster_settings: Settings
+) -> None:
+    name = _new_customer(customer_crd)
+    rng = random.Random(3)
+    rejected = 0
+    for i in range(100):
+        event = se.checkout_completed(int(time.time()), name, f"cus_{name}", f"sub_{name}", "team")
+        payload = se.as_payload(event)
+        mode = i % 4
+        if mode == 0:
+            header = se.sign(payload, "whsec_wrong")
+        elif mode == 1:
+            header = se.sign(payload, WEBHOOK_SECRET, int(time.time()) - 301 - rng.randint(0, 10_000))
+        elif mode == 2:
+            header = se.sign(payload, WEBHOOK_SECRET)
+            payload = payload.replace(b'"team"', b'"pro"')  # body altered after signing
+        else:
+            header = "t=1,v1=" + "0" * 64
+        response = cluster_client.post("/webhooks/stripe", content=payload, headers={"Stripe-Signature": header})
+        rejected += response.status_code == 400
+    assert rejected == 100
+    assert "billing" not in _get(customer_crd, name).get("status", {})
+    with psycopg.connect(cluster_settings.database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM stripe_events").fetchone()
+    assert row == (0,)
+
+
+def test_replay_1000_shuffled_duplicated_events_matches_in_order(
+    cluster_client: TestClient, customer_crd: Cluster
+) -> None:
+    rng = random.Random(11)
+    start = int(time.time()) - 4 * se.MONTH
+    histories: dict[str, list[dict[str, Any]]] = {}
+    total = 0
+    while total < 600:
+        name = _new_customer(customer_crd, tier="starter")
+        histories[name] = se.lifecycle(rng, name, PRICES, start)
+        total += len(histories[name])
+    events = [e for evs in histories.values() for e in evs]
+    noisy = events + [rng.choice(events) for _ in range(1000 - len(events))]
+    rng.shuffle(noisy)
+    assert len(noisy) >= 1000
+    for event in noisy:
+        assert _post(cluster_client, event) == 200
+    price_tier = {v: k for k, v in PRICES.items()}
+    for name, history in histories.items():
+        expected = _in_order(history, price_tier)
+        live = _get(customer_crd, name)
+        assert live["status"]["billing"]["state"] == expected["state"], name
+        assert live["status"]["billing"]["paidTier"] == expected["tier"], name
+        assert live["status"]["billing"]["lastEventId"] == expected["last"], name
+        assert live["spec"]["tier"] == expected["tier"], name
+
+
+def _in_order(history: list[dict[str, Any]], price_tier: dict[str, str]) -> dict[str, Any]:
+    """An independent, naive reading of one chronological history (no shared code with the app)."""
+    state, tier, pending = None, None, None
+    order = ["starter", "pro", "team"]
+    for event in sorted(history, key=lambda e: e["created"]):
+        obj = event["data"]["object"]
+        if state == "canceled":
+            break
+        if event["type"] == "checkout.session.completed":
+            state, tier = "active", obj["metadata"]["tier"]
+        elif event["type"] == "invoice.paid":
+            state = "active"
+            if pending and obj["lines"]["data"][0]["period"]["start"] >= pending[1]:
+                tier, pending = pending[0], None
+        elif event["type"] == "invoice.payment_failed":
+            state = "past_due"
+        elif event["type"] == "customer.subscription.updated":
+            state = obj["status"]
+            new = price_tier[obj["items"]["data"][0]["price"]["id"]]
+            if order.index(new) > order.index(tier):
+                tier, pending = new, None
+            elif order.index(new) < order.index(tier):
+                pending = (new, obj["items"]["data"][0]["current_period_end"])
+            else:
+                pending = None
+        elif event["type"] == "customer.subscription.deleted":
+            state = "canceled"
+    last = max(history, key=lambda e: e["created"])
+    return {"state": state, "tier": tier, "last": last["id"]}
