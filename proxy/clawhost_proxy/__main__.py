@@ -30,7 +30,9 @@ def main() -> None:
         name="customer-watch",
         daemon=True,
     ).start()
-    limiter = TokenLimiter(aioredis.Redis.from_url(settings.redis_url))
+    # Requests wait (up to 5 s) for a pooled connection instead of failing under bursts.
+    pool = aioredis.BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
+    limiter = TokenLimiter(aioredis.Redis(connection_pool=pool))
     try:
         web.run_app(
             Proxy(settings, directory, limiter).application(),

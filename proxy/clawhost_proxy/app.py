@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from redis.exceptions import RedisError
 
 from clawhost_api.tiers import get_tier
 from clawhost_proxy.directory import CustomerAuth, TokenDirectory
@@ -166,7 +167,17 @@ class Proxy:
         cap_key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
         requested = int(body.get(cap_key) or self.settings.default_max_tokens)
         prompt_bound = len(raw) + PER_MESSAGE_OVERHEAD * len(body["messages"])
-        reservation = await self.limiter.reserve(auth, prompt_bound + requested, prompt_bound + 1, limit)
+        try:
+            reservation = await self.limiter.reserve(auth, prompt_bound + requested, prompt_bound + 1, limit)
+        except RedisError:
+            # Fail closed: without the usage store no limit can be guaranteed, so nothing is forwarded.
+            BLOCKED.labels("usage_store_down").inc()
+            return openai_error(
+                503,
+                "usage metering is unavailable; retry shortly",
+                "clawhost_usage_unavailable",
+                headers={"Retry-After": "5"},
+            )
         if reservation is None:
             BLOCKED.labels("monthly_limit").inc()
             return openai_error(

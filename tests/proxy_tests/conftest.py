@@ -90,6 +90,7 @@ def proxy(
     )
     yield running
     running.process.stop()
+    print(f"proxy log tail:\n{running.process.log_tail(3000)}")
 
 
 @dataclass

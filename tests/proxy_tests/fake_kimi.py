@@ -108,7 +108,7 @@ class FakeKimi:
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_get("/v1/models", self._models)
-            self._runner = web.AppRunner(app)
+            self._runner = web.AppRunner(app, shutdown_timeout=1.0)  # "hang" requests never finish by themselves
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
             await site.start()
