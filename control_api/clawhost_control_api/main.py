@@ -8,14 +8,16 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
-from clawhost_control_api.api.routes import auth, webhooks
+from clawhost_control_api.api.routes import agent, auth, webhooks
 from clawhost_control_api.api.state import AppState
 from clawhost_control_api.core.config import Settings, get_settings
 from clawhost_control_api.core.security import KeyPair, TokenIssuer
 from clawhost_control_api.db.migrations import migrate
+from clawhost_control_api.kube.cache import CustomerCache
 from clawhost_control_api.kube.client import KubeClient
 
 
@@ -37,10 +39,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await pool.open(wait=True)
         in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
         kube = KubeClient.connect(config.kubeconfig) if config.kubeconfig or in_cluster else None
-        app.state.clawhost = AppState(settings=config, pool=pool, issuer=issuer, kube=kube)
+        cache = CustomerCache(kube) if kube is not None else None
+        if cache is not None:
+            await cache.start()
+        app.state.clawhost = AppState(settings=config, pool=pool, issuer=issuer, kube=kube, cache=cache)
         try:
             yield
         finally:
+            if cache is not None:
+                await cache.stop()
             if kube is not None:
                 await kube.close()
             await pool.close()
@@ -48,6 +55,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="clawhost control API", version="0.1.0", lifespan=lifespan)
     app.include_router(auth.router)
     app.include_router(webhooks.router)
+    app.include_router(agent.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        # Echo where and why, never the submitted value (it may be a password or a bot token).
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in error.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, __: Exception) -> JSONResponse:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
-from clawhost_api.customer import BOT_TOKEN_NAMESPACE
+from clawhost_api.customer import PLATFORM_NAMESPACE
 from clawhost_control_api.core.config import Settings
 from clawhost_control_api.main import create_app
 from clawhost_localcluster.environment import Cluster
@@ -85,19 +86,39 @@ PRICES = {"starter": "price_starter_test", "pro": "price_pro_test", "team": "pri
 CRD = Path(__file__).resolve().parents[2] / "crds" / "customer.crd.yaml"
 
 
+DEPLOY = Path(__file__).resolve().parents[2] / "control_api" / "deploy"
+SERVICE_ACCOUNT = "clawhost-control-api"
+
+
 @pytest.fixture(scope="session")
 def customer_crd(cluster: Cluster) -> Cluster:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
-    cluster.kubectl("create", "namespace", BOT_TOKEN_NAMESPACE, check=False)
+    cluster.kubectl("apply", "-f", str(DEPLOY / "00-namespaces.yaml"), "-f", str(DEPLOY / "10-rbac.yaml"))
     return cluster
 
 
+@pytest.fixture(scope="session")
+def api_kubeconfig(customer_crd: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kubeconfig holding a real token of the control API's ServiceAccount: every test acts as it."""
+    token = customer_crd.kubectl(
+        "create", "token", SERVICE_ACCOUNT, "-n", PLATFORM_NAMESPACE, "--duration=6h"
+    ).stdout.strip()
+    config = yaml.safe_load(customer_crd.kubeconfig.read_text())
+    config["users"] = [{"name": "api", "user": {"token": token}}]
+    config["contexts"] = [{"name": "api", "context": {"cluster": config["clusters"][0]["name"], "user": "api"}}]
+    config["current-context"] = "api"
+    path = tmp_path_factory.mktemp("sa") / "api.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
 @pytest.fixture
-def cluster_settings(settings: Settings, customer_crd: Cluster) -> Settings:
+def cluster_settings(settings: Settings, api_kubeconfig: Path) -> Settings:
     return settings.model_copy(
         update={
-            "kubeconfig": customer_crd.kubeconfig,
+            "kubeconfig": api_kubeconfig,
             "stripe_webhook_secret": WEBHOOK_SECRET,
             "stripe_price_ids": PRICES,
         }

@@ -8,6 +8,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from clawhost_control_api.core.config import Settings
 from clawhost_control_api.core.security import TokenIssuer
+from clawhost_control_api.kube.cache import CustomerCache
 from clawhost_control_api.kube.client import KubeClient
 
 
@@ -17,3 +18,4 @@ class AppState:
     pool: AsyncConnectionPool
     issuer: TokenIssuer
     kube: KubeClient | None
+    cache: CustomerCache | None

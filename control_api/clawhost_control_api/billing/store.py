@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from clawhost_api.customer import BillingStatus
 from clawhost_api.tiers import TierName
 from clawhost_control_api.billing.events import fold
-from clawhost_control_api.kube.client import API_MANAGER, BILLING_MANAGER, KubeClient, KubeError
+from clawhost_control_api.kube.client import BILLING_MANAGER, KubeClient, KubeError
 
 
 def customer_name_of(obj: dict[str, Any]) -> str | None:
@@ -95,6 +95,6 @@ async def sync_customer(
         current_paid = current_raw.get("paidTier")
         paid = folded.billing.paid_tier
         if paid and paid != current_paid and (live.get("spec") or {}).get("tier") != paid:
-            await kube.apply_customer(name, {"spec": {"tier": paid}}, API_MANAGER)
+            await kube.apply_customer(name, {"spec": {"tier": paid}}, BILLING_MANAGER)
             changed = True
     return changed

@@ -62,6 +62,13 @@ async def link_customer(pool: AsyncConnectionPool, user_id: uuid.UUID, customer_
         return cursor.rowcount == 1
 
 
+async def unlink_customer(pool: AsyncConnectionPool, user_id: uuid.UUID, customer_name: str) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE users SET customer_name = NULL WHERE id = %s AND customer_name = %s", (user_id, customer_name)
+        )
+
+
 async def open_session(pool: AsyncConnectionPool, user_id: uuid.UUID, jti: str, expires_at: datetime) -> uuid.UUID:
     session_id = uuid.uuid4()
     async with pool.connection() as conn, conn.transaction():

@@ -17,6 +17,7 @@ from clawhost_api.customer import API_VERSION, BOT_TOKEN_NAMESPACE, GROUP, KIND,
 
 BILLING_MANAGER = "clawhost-billing"
 API_MANAGER = "clawhost-api"
+DASHBOARD_MANAGER = "clawhost-dashboard"
 _APPLY = "application/apply-patch+yaml"
 _CUSTOMERS = f"/apis/{GROUP}/{VERSION}/{PLURAL}"
 
@@ -74,7 +75,9 @@ class KubeClient:
     async def create_customer(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self._json(await self.http.post(_CUSTOMERS, json=body, params={"fieldManager": API_MANAGER}))
 
-    async def apply_customer(self, name: str, fields: dict[str, Any], manager: str, subresource: str = "") -> None:
+    async def apply_customer(
+        self, name: str, fields: dict[str, Any], manager: str, subresource: str = ""
+    ) -> dict[str, Any]:
         """Server-side apply of `fields` (spec or status parts) with `manager`; other managers' fields stay."""
         body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, **fields}
         path = f"{_CUSTOMERS}/{name}/{subresource}" if subresource else f"{_CUSTOMERS}/{name}"
@@ -84,7 +87,7 @@ class KubeClient:
             headers={"Content-Type": _APPLY},
             params={"fieldManager": manager, "force": "true"},
         )
-        await self._json(response)
+        return await self._json(response)
 
     async def apply_bot_token_secret(self, name: str, key: str, token: str) -> None:
         body = {

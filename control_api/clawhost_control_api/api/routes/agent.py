@@ -1,0 +1,207 @@
+"""Dashboard routes: the signed-in user's one agent (a Customer), read from the watch cache, changed by SSA."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import BaseModel, Field, field_validator
+
+from clawhost_api.customer import Customer, namespace_for
+from clawhost_api.tiers import ThinkingLevel, Tier, TierName, get_tier
+from clawhost_control_api.api.deps import CurrentUser, Kube, State
+from clawhost_control_api.db import accounts
+from clawhost_control_api.kube.client import API_MANAGER, DASHBOARD_MANAGER, KubeError
+
+router = APIRouter(tags=["agent"])
+
+_BOT_TOKEN = re.compile(r"^\d{5,12}:[A-Za-z0-9_-]{30,64}$")
+BOT_TOKEN_KEY = "token"  # noqa: S105 - the key's name inside the Secret
+
+
+class AgentCreate(BaseModel):
+    tier: TierName
+    bot_token: str = Field(max_length=100, description="Telegram bot token from @BotFather.")
+    allowed_user_ids: list[int] = Field(min_length=1, max_length=10)
+    model: str | None = Field(default=None, max_length=100)
+    thinking: ThinkingLevel | None = None
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_format(cls, value: str) -> str:
+        if not _BOT_TOKEN.match(value):
+            raise ValueError("not a Telegram bot token (expected <digits>:<secret>)")
+        return value
+
+
+class AgentUpdate(BaseModel):
+    allowed_user_ids: list[int] | None = Field(default=None, min_length=1, max_length=10)
+    model: str | None = Field(default=None, max_length=100)
+    thinking: ThinkingLevel | None = None
+    suspend: bool | None = None
+
+
+class BotTokenUpdate(BaseModel):
+    bot_token: str = Field(max_length=100)
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_format(cls, value: str) -> str:
+        if not _BOT_TOKEN.match(value):
+            raise ValueError("not a Telegram bot token (expected <digits>:<secret>)")
+        return value
+
+
+class AgentView(BaseModel):
+    name: str
+    phase: str | None
+    ready: bool
+    reason: str | None
+    namespace: str
+    tier: TierName
+    suspended: bool
+    allowed_user_ids: list[int]
+    model: str
+    thinking: ThinkingLevel
+    billing_mode: str
+    billing_state: str | None
+    paid_tier: TierName | None
+    current_period_end: datetime | None
+
+
+def _check_against_tier(tier: Tier, ids: list[int] | None, model: str | None, thinking: ThinkingLevel | None) -> None:
+    problems = []
+    if ids is not None and len(ids) > tier.telegram_users_max:
+        problems.append(f"the {tier.name} tier allows at most {tier.telegram_users_max} Telegram user(s)")
+    if ids is not None and any(i <= 0 for i in ids):
+        problems.append("Telegram user ids are positive numbers")
+    if model is not None and model not in tier.models:
+        problems.append(f"model must be one of {', '.join(tier.models)} on the {tier.name} tier")
+    if thinking is not None and not tier.allows_thinking(thinking):
+        problems.append(f"thinking level at most {tier.thinking} on the {tier.name} tier")
+    if problems:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="; ".join(problems))
+
+
+def view_of(raw: dict[str, Any]) -> AgentView:
+    customer = Customer.model_validate(raw)
+    spec, st = customer.spec, customer.status
+    tier = get_tier(spec.tier)
+    ready = next((c for c in st.conditions if c.type == "Ready"), None)
+    billing = st.billing
+    return AgentView(
+        name=customer.metadata.name,
+        phase=st.phase,
+        ready=ready is not None and ready.status == "True",
+        reason=ready.reason if ready is not None and ready.status != "True" else None,
+        namespace=st.namespace or namespace_for(customer.metadata.name),
+        tier=spec.tier,
+        suspended=spec.suspend,
+        allowed_user_ids=spec.telegram.allowed_user_ids,
+        model=spec.agent.model or tier.default_model,
+        thinking=spec.agent.thinking or tier.thinking,
+        billing_mode=spec.billing.mode,
+        billing_state=billing.state if billing else None,
+        paid_tier=billing.paid_tier if billing else None,
+        current_period_end=billing.current_period_end if billing else None,
+    )
+
+
+def _owned(state: State, user: accounts.User) -> dict[str, Any]:
+    if user.customer_name is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="you have no agent yet")
+    raw = state.cache.get(user.customer_name) if state.cache else None
+    if raw is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="your agent is not known to the cluster (yet)")
+    return raw
+
+
+@router.post("/agent", status_code=status.HTTP_201_CREATED)
+async def create_agent(body: AgentCreate, user: CurrentUser, state: State, kube: Kube) -> AgentView:
+    if user.customer_name is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="you already have an agent")
+    _check_against_tier(get_tier(body.tier), body.allowed_user_ids, body.model, body.thinking)
+    name = f"c{uuid.uuid4().hex[:12]}"
+    if not await accounts.link_customer(state.pool, user.id, name):
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="you already have an agent")
+    secret = f"bot-{name}"
+    agent: dict[str, Any] = {}
+    if body.model:
+        agent["model"] = body.model
+    if body.thinking:
+        agent["thinking"] = body.thinking
+    customer = {
+        "apiVersion": "clawhost.dev/v1alpha1",
+        "kind": "Customer",
+        "metadata": {"name": name},
+        "spec": {
+            "tier": body.tier,
+            "telegram": {
+                "botTokenSecretRef": {"name": secret, "key": BOT_TOKEN_KEY},
+                "allowedUserIds": body.allowed_user_ids,
+            },
+            "agent": agent,
+            "billing": {"mode": "stripe"},
+        },
+    }
+    try:
+        await kube.apply_bot_token_secret(secret, BOT_TOKEN_KEY, body.bot_token)
+        created = await kube.create_customer(customer)
+    except KubeError:
+        await accounts.unlink_customer(state.pool, user.id, name)
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail="the cluster refused to create the agent") from None
+    if state.cache:
+        state.cache.remember(created)
+    return view_of(created)
+
+
+@router.get("/agent")
+async def read_agent(user: CurrentUser, state: State) -> AgentView:
+    return view_of(_owned(state, user))
+
+
+@router.patch("/agent")
+async def update_agent(body: AgentUpdate, user: CurrentUser, state: State, kube: Kube) -> AgentView:
+    raw = _owned(state, user)
+    current = Customer.model_validate(raw)
+    _check_against_tier(get_tier(current.spec.tier), body.allowed_user_ids, body.model, body.thinking)
+    # The dashboard manager always applies the complete set of user-owned fields, so a partial
+    # change never drops another one (server-side apply removes fields a manager stops sending).
+    ids = body.allowed_user_ids if body.allowed_user_ids is not None else current.spec.telegram.allowed_user_ids
+    model = body.model if body.model is not None else current.spec.agent.model
+    thinking = body.thinking if body.thinking is not None else current.spec.agent.thinking
+    suspend = body.suspend if body.suspend is not None else current.spec.suspend
+    agent: dict[str, Any] = {}
+    if model:
+        agent["model"] = model
+    if thinking:
+        agent["thinking"] = thinking
+    spec: dict[str, Any] = {"telegram": {"allowedUserIds": ids}, "suspend": suspend}
+    if agent:
+        spec["agent"] = agent
+    try:
+        updated = await kube.apply_customer(current.metadata.name, {"spec": spec}, DASHBOARD_MANAGER)
+    except KubeError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"the cluster refused: {error.reason}"
+        ) from None
+    if state.cache:
+        state.cache.remember(updated)
+    return view_of(updated)
+
+
+@router.put("/agent/bot-token", status_code=status.HTTP_204_NO_CONTENT)
+async def update_bot_token(body: BotTokenUpdate, user: CurrentUser, state: State, kube: Kube) -> Response:
+    current = Customer.model_validate(_owned(state, user))
+    ref = current.spec.telegram.bot_token_secret_ref
+    try:
+        await kube.apply_bot_token_secret(ref.name, ref.key, body.bot_token)
+    except KubeError:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail="the cluster refused to store the token") from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+__all__ = ["API_MANAGER", "router"]

@@ -1,0 +1,140 @@
+"""Dashboard routes against the real API server, acting as the control API's ServiceAccount."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from clawhost_localcluster.environment import Cluster
+from clawhost_localcluster.waiting import eventually
+
+pytestmark = [pytest.mark.cluster, pytest.mark.services]
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+
+
+def _login(client: TestClient) -> dict[str, str]:
+    email = f"a{uuid.uuid4().hex[:8]}@example.com"
+    assert client.post("/auth/signup", json={"email": email, "password": "long enough pw"}).status_code == 201
+    tokens = client.post("/auth/login", json={"email": email, "password": "long enough pw"}).json()
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+def _get(cluster: Cluster, *args: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(cluster.kubectl("get", *args, "-o", "json", "--show-managed-fields").stdout)
+    return result
+
+
+def test_create_read_update_own_agent(cluster_client: TestClient, customer_crd: Cluster) -> None:
+    auth = _login(cluster_client)
+    assert cluster_client.get("/agent", headers=auth).status_code == 404
+    created = cluster_client.post(
+        "/agent", headers=auth, json={"tier": "team", "bot_token": TOKEN, "allowed_user_ids": [111, 222]}
+    )
+    assert created.status_code == 201, created.text
+    name = created.json()["name"]
+    live = _get(customer_crd, "customer", name)
+    assert live["spec"]["tier"] == "team"
+    assert live["spec"]["telegram"]["allowedUserIds"] == [111, 222]
+    secret_name = live["spec"]["telegram"]["botTokenSecretRef"]["name"]
+    secret = _get(customer_crd, "secret", secret_name, "-n", "clawhost-secrets")
+    assert base64.b64decode(secret["data"]["token"]).decode() == TOKEN
+    assert TOKEN not in json.dumps(live)
+    assert (
+        cluster_client.post(
+            "/agent", headers=auth, json={"tier": "pro", "bot_token": TOKEN, "allowed_user_ids": [1]}
+        ).status_code
+        == 409
+    )
+
+    # The operator (not running here) reports status; the cache follows the watch.
+    customer_crd.kubectl(
+        "patch",
+        "customer",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {
+                "status": {
+                    "phase": "Running",
+                    "namespace": f"customer-{name}",
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "True",
+                            "reason": "PodReady",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z",
+                        }
+                    ],
+                }
+            }
+        ),
+    )
+
+    def running() -> dict[str, Any] | None:
+        body: dict[str, Any] = cluster_client.get("/agent", headers=auth).json()
+        return body if body["phase"] == "Running" else None
+
+    view = eventually(running, timeout=20, what="watch delivers the status")
+    assert view["ready"] is True
+    assert view["namespace"] == f"customer-{name}"
+    assert view["tier"] == "team"
+    assert view["thinking"] == "high"
+
+    changed = cluster_client.patch("/agent", headers=auth, json={"thinking": "low"})
+    assert changed.status_code == 200, changed.text
+    changed = cluster_client.patch("/agent", headers=auth, json={"suspend": True})
+    assert changed.status_code == 200
+    live = _get(customer_crd, "customer", name)
+    assert live["spec"]["agent"]["thinking"] == "low", "an earlier change survives a later partial one"
+    assert live["spec"]["suspend"] is True
+    assert live["spec"]["telegram"]["allowedUserIds"] == [111, 222]
+    assert "clawhost-dashboard" in {m["manager"] for m in live["metadata"]["managedFields"]}
+    assert live["status"]["phase"] == "Running"
+
+    new_token = "987654321:BBHdqTcvCH1vGWJxfSeofSAs0K5PALDsbb"
+    assert cluster_client.put("/agent/bot-token", headers=auth, json={"bot_token": new_token}).status_code == 204
+    secret = _get(customer_crd, "secret", secret_name, "-n", "clawhost-secrets")
+    assert base64.b64decode(secret["data"]["token"]).decode() == new_token
+
+
+def test_tier_limits_and_bad_input(cluster_client: TestClient, customer_crd: Cluster) -> None:
+    auth = _login(cluster_client)
+    too_many = cluster_client.post(
+        "/agent", headers=auth, json={"tier": "pro", "bot_token": TOKEN, "allowed_user_ids": [1, 2]}
+    )
+    assert too_many.status_code == 422
+    assert "at most 1 Telegram user" in too_many.json()["detail"]
+    bad_token = cluster_client.post(
+        "/agent", headers=auth, json={"tier": "pro", "bot_token": "123:short-secret-value", "allowed_user_ids": [1]}
+    )
+    assert bad_token.status_code == 422
+    assert "bot token" in bad_token.text
+    assert "short-secret-value" not in bad_token.text, "submitted secrets are never echoed"
+    assert cluster_client.get("/agent", headers=auth).status_code == 404, "no partial state"
+    ok = cluster_client.post("/agent", headers=auth, json={"tier": "pro", "bot_token": TOKEN, "allowed_user_ids": [7]})
+    assert ok.status_code == 201
+    high = cluster_client.patch("/agent", headers=auth, json={"thinking": "high"})
+    assert high.status_code == 422
+    assert "at most medium" in high.json()["detail"]
+    model = cluster_client.patch("/agent", headers=auth, json={"model": "gpt-9"})
+    assert model.status_code == 422
+
+
+def test_users_see_only_their_own_agent(cluster_client: TestClient, customer_crd: Cluster) -> None:
+    alice, bob = _login(cluster_client), _login(cluster_client)
+    body = {"tier": "starter", "bot_token": TOKEN, "allowed_user_ids": [5]}
+    a = cluster_client.post("/agent", headers=alice, json=body).json()["name"]
+    assert cluster_client.get("/agent", headers=bob).status_code == 404
+    b = cluster_client.post("/agent", headers=bob, json=body).json()["name"]
+    assert a != b
+    assert cluster_client.get("/agent", headers=alice).json()["name"] == a
+    assert cluster_client.get("/agent", headers=bob).json()["name"] == b
+    assert cluster_client.get("/agent").status_code == 401
