@@ -11,8 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
 
-from clawhost_control_api.api.routes import agent, auth, webhooks
+from clawhost_control_api.api.routes import agent, auth, billing, usage, webhooks
 from clawhost_control_api.api.state import AppState
 from clawhost_control_api.core.config import Settings, get_settings
 from clawhost_control_api.core.security import KeyPair, TokenIssuer
@@ -39,10 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await pool.open(wait=True)
         in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
         kube = KubeClient.connect(config.kubeconfig) if config.kubeconfig or in_cluster else None
+        redis = Redis.from_url(config.redis_url)
         cache = CustomerCache(kube) if kube is not None else None
         if cache is not None:
             await cache.start()
-        app.state.clawhost = AppState(settings=config, pool=pool, issuer=issuer, kube=kube, cache=cache)
+        app.state.clawhost = AppState(settings=config, pool=pool, issuer=issuer, kube=kube, cache=cache, redis=redis)
         try:
             yield
         finally:
@@ -50,12 +52,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await cache.stop()
             if kube is not None:
                 await kube.close()
+            await redis.aclose()
             await pool.close()
 
     app = FastAPI(title="clawhost control API", version="0.1.0", lifespan=lifespan)
     app.include_router(auth.router)
     app.include_router(webhooks.router)
     app.include_router(agent.router)
+    app.include_router(usage.router)
+    app.include_router(billing.router)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -18,6 +18,7 @@ from clawhost_api.customer import PLATFORM_NAMESPACE
 from clawhost_control_api.core.config import Settings
 from clawhost_control_api.main import create_app
 from clawhost_localcluster.environment import Cluster
+from clawhost_localcluster.stripe_mock import StripeMock, running_stripe_mock
 
 
 @dataclass(frozen=True)
@@ -128,4 +129,18 @@ def cluster_settings(settings: Settings, api_kubeconfig: Path) -> Settings:
 @pytest.fixture
 def cluster_client(cluster_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(cluster_settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def stripe_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StripeMock]:
+    with running_stripe_mock(tmp_path_factory.mktemp("stripe-mock")) as mock:
+        yield mock
+
+
+@pytest.fixture
+def stripe_client_app(cluster_settings: Settings, stripe_mock: StripeMock) -> Iterator[TestClient]:
+    """The app with every outgoing Stripe call going to stripe-mock."""
+    settings = cluster_settings.model_copy(update={"stripe_api_key": "sk_test_123", "stripe_api_base": stripe_mock.url})
+    with TestClient(create_app(settings)) as test_client:
         yield test_client

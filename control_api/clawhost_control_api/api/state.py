@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
 
 from clawhost_control_api.core.config import Settings
 from clawhost_control_api.core.security import TokenIssuer
@@ -19,3 +20,4 @@ class AppState:
     issuer: TokenIssuer
     kube: KubeClient | None
     cache: CustomerCache | None
+    redis: Redis

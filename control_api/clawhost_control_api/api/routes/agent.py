@@ -110,7 +110,7 @@ def view_of(raw: dict[str, Any]) -> AgentView:
     )
 
 
-def _owned(state: State, user: accounts.User) -> dict[str, Any]:
+def owned_customer(state: State, user: accounts.User) -> dict[str, Any]:
     if user.customer_name is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="you have no agent yet")
     raw = state.cache.get(user.customer_name) if state.cache else None
@@ -160,12 +160,12 @@ async def create_agent(body: AgentCreate, user: CurrentUser, state: State, kube:
 
 @router.get("/agent")
 async def read_agent(user: CurrentUser, state: State) -> AgentView:
-    return view_of(_owned(state, user))
+    return view_of(owned_customer(state, user))
 
 
 @router.patch("/agent")
 async def update_agent(body: AgentUpdate, user: CurrentUser, state: State, kube: Kube) -> AgentView:
-    raw = _owned(state, user)
+    raw = owned_customer(state, user)
     current = Customer.model_validate(raw)
     _check_against_tier(get_tier(current.spec.tier), body.allowed_user_ids, body.model, body.thinking)
     # The dashboard manager always applies the complete set of user-owned fields, so a partial
@@ -195,7 +195,7 @@ async def update_agent(body: AgentUpdate, user: CurrentUser, state: State, kube:
 
 @router.put("/agent/bot-token", status_code=status.HTTP_204_NO_CONTENT)
 async def update_bot_token(body: BotTokenUpdate, user: CurrentUser, state: State, kube: Kube) -> Response:
-    current = Customer.model_validate(_owned(state, user))
+    current = Customer.model_validate(owned_customer(state, user))
     ref = current.spec.telegram.bot_token_secret_ref
     try:
         await kube.apply_bot_token_secret(ref.name, ref.key, body.bot_token)

@@ -1,0 +1,77 @@
+"""Stripe Checkout (subscription per tier) and Customer Portal sessions for the user's agent."""
+
+from __future__ import annotations
+
+import stripe
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel
+
+from clawhost_api.customer import Customer
+from clawhost_api.tiers import TierName
+from clawhost_control_api.api.deps import CurrentUser, State
+from clawhost_control_api.api.routes.agent import owned_customer
+
+router = APIRouter(tags=["billing"])
+
+
+class CheckoutRequest(BaseModel):
+    tier: TierName | None = None
+
+
+class SessionUrl(BaseModel):
+    id: str
+    url: str
+
+
+def stripe_client(state: State) -> stripe.StripeClient:
+    settings = state.settings
+    if not settings.stripe_api_key:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="Stripe is not configured")
+    return stripe.StripeClient(
+        settings.stripe_api_key, base_addresses={"api": settings.stripe_api_base}, max_network_retries=2
+    )
+
+
+@router.post("/billing/checkout", status_code=status.HTTP_201_CREATED)
+async def create_checkout(body: CheckoutRequest, user: CurrentUser, state: State) -> SessionUrl:
+    customer = Customer.model_validate(owned_customer(state, user))
+    if customer.spec.billing.mode != "stripe":
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="this agent is not billed through Stripe")
+    tier = body.tier or customer.spec.tier
+    price = state.settings.stripe_price_ids.get(tier)
+    if not price:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"no Stripe price configured for {tier}")
+    name = customer.metadata.name
+    metadata = {"customer_name": name, "tier": tier}
+    base = state.settings.public_url.rstrip("/")
+    try:
+        session = await stripe_client(state).v1.checkout.sessions.create_async(
+            params={
+                "mode": "subscription",
+                "line_items": [{"price": price, "quantity": 1}],
+                "client_reference_id": name,
+                "customer_email": user.email,
+                "metadata": metadata,
+                "subscription_data": {"metadata": metadata},
+                "success_url": f"{base}/dashboard?checkout=success",
+                "cancel_url": f"{base}/dashboard?checkout=cancelled",
+            }
+        )
+    except stripe.StripeError:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail="Stripe refused to create a checkout session") from None
+    return SessionUrl(id=session.id, url=str(session.url))
+
+
+@router.post("/billing/portal", status_code=status.HTTP_201_CREATED)
+async def create_portal(user: CurrentUser, state: State) -> SessionUrl:
+    customer = Customer.model_validate(owned_customer(state, user))
+    billing = customer.status.billing
+    if billing is None or not billing.customer_id:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="no Stripe subscription yet: check out first")
+    try:
+        session = await stripe_client(state).v1.billing_portal.sessions.create_async(
+            params={"customer": billing.customer_id, "return_url": f"{state.settings.public_url.rstrip('/')}/dashboard"}
+        )
+    except stripe.StripeError:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail="Stripe refused to create a portal session") from None
+    return SessionUrl(id=session.id, url=str(session.url))

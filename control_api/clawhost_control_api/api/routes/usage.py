@@ -1,0 +1,54 @@
+"""This period's tokens used against the tier's limit (Redis counter) and a per-day series (ledger)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from clawhost_api.customer import Customer
+from clawhost_api.tiers import get_tier
+from clawhost_api.usage import usage_counter_key, usage_period
+from clawhost_control_api.api.deps import CurrentUser, State
+from clawhost_control_api.api.routes.agent import owned_customer
+
+router = APIRouter(tags=["usage"])
+
+
+class DayUsage(BaseModel):
+    day: date
+    tokens: int
+    requests: int
+
+
+class Usage(BaseModel):
+    period_start: datetime
+    period_end: datetime
+    tokens_used: int
+    tokens_limit: int
+    days: list[DayUsage]
+
+
+@router.get("/usage")
+async def read_usage(user: CurrentUser, state: State) -> Usage:
+    customer = Customer.model_validate(owned_customer(state, user))
+    period = usage_period(customer.status.billing)
+    name = customer.metadata.name
+    raw = await state.redis.get(usage_counter_key(name, period))
+    async with state.pool.connection() as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, sum(prompt_tokens + completion_tokens), count(*)"
+                " FROM token_ledger WHERE customer = %s AND created_at >= %s AND created_at < %s"
+                " GROUP BY day ORDER BY day",
+                (name, period.start, period.end),
+            )
+        ).fetchall()
+    return Usage(
+        period_start=period.start,
+        period_end=period.end,
+        tokens_used=int(raw or 0),
+        tokens_limit=get_tier(customer.spec.tier).monthly_tokens,
+        days=[DayUsage(day=r[0], tokens=int(r[1]), requests=int(r[2])) for r in rows],
+    )

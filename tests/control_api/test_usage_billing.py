@@ -1,0 +1,94 @@
+"""Usage from the proxy's Redis counter and ledger; Checkout and Portal sessions through stripe-mock."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from clawhost_api.customer import BillingStatus
+from clawhost_api.usage import usage_counter_key, usage_period
+from clawhost_control_api.core.config import Settings
+from clawhost_localcluster.environment import Cluster
+from clawhost_localcluster.waiting import eventually
+
+pytestmark = [pytest.mark.cluster, pytest.mark.services]
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+
+
+def _agent(client: TestClient, tier: str = "pro") -> tuple[dict[str, str], str]:
+    email = f"b{uuid.uuid4().hex[:8]}@example.com"
+    client.post("/auth/signup", json={"email": email, "password": "long enough pw"})
+    tokens = client.post("/auth/login", json={"email": email, "password": "long enough pw"}).json()
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    created = client.post("/agent", headers=auth, json={"tier": tier, "bot_token": TOKEN, "allowed_user_ids": [9]})
+    assert created.status_code == 201, created.text
+    return auth, created.json()["name"]
+
+
+def test_usage_reads_counter_and_daily_series(
+    cluster_client: TestClient, cluster_settings: Settings, redis_url: str
+) -> None:
+    auth, name = _agent(cluster_client, "pro")
+    now = datetime.now(UTC)
+    period = usage_period(BillingStatus(), now)
+    redis.Redis.from_url(redis_url).set(usage_counter_key(name, period), 12345)
+    day1 = period.start + timedelta(hours=1)
+    rows = [("r1", day1, 100, 50), ("r2", day1 + timedelta(minutes=5), 10, 5), ("r3", now, 7, 3)]
+    with psycopg.connect(cluster_settings.database_url, autocommit=True) as conn:
+        for rid, at, prompt, completion in [*rows, ("old", period.start - timedelta(days=2), 999, 999)]:
+            conn.execute(
+                "INSERT INTO token_ledger VALUES (%s, %s, 'pro', 'kimi', %s, %s, 10, 200, false, %s)",
+                (f"{name}-{rid}", name, prompt, completion, at),
+            )
+    usage = cluster_client.get("/usage", headers=auth)
+    assert usage.status_code == 200, usage.text
+    body = usage.json()
+    assert body["tokens_used"] == 12345
+    assert body["tokens_limit"] == 5_000_000
+    series = {d["day"]: (d["tokens"], d["requests"]) for d in body["days"]}
+    if day1.date() == now.date():
+        assert series == {now.date().isoformat(): (175, 3)}
+    else:
+        assert series == {day1.date().isoformat(): (165, 2), now.date().isoformat(): (10, 1)}
+    assert sum(t for t, _ in series.values()) == 175, "only this period's rows count"
+
+
+def test_checkout_and_portal_through_stripe_mock(stripe_client_app: TestClient, customer_crd: Cluster) -> None:
+    auth, name = _agent(stripe_client_app, "starter")
+    assert stripe_client_app.post("/billing/portal", headers=auth).status_code == 409, "no subscription yet"
+    checkout = stripe_client_app.post("/billing/checkout", headers=auth, json={"tier": "team"})
+    assert checkout.status_code == 201, checkout.text
+    assert checkout.json()["id"].startswith("cs_")
+    assert checkout.json()["url"]
+    customer_crd.kubectl(
+        "patch",
+        "customer",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"billing": {"customerId": "cus_mock", "state": "active"}}}),
+    )
+
+    def portal() -> dict[str, str] | None:
+        response = stripe_client_app.post("/billing/portal", headers=auth)
+        return response.json() if response.status_code == 201 else None
+
+    session = eventually(portal, timeout=20, what="portal session once the cache has the customer id")
+    assert session["id"].startswith("bps_")
+
+
+def test_checkout_without_configured_price_is_a_clear_error(
+    cluster_client: TestClient,
+) -> None:
+    auth, _ = _agent(cluster_client)
+    response = cluster_client.post("/billing/checkout", headers=auth, json={})
+    assert response.status_code == 503
+    assert "Stripe" in response.json()["detail"]
