@@ -9,7 +9,7 @@ from clawhost_control_api.billing.events import fold
 from clawhost_localcluster import stripe_events as se
 
 PRICES = {"starter": "price_starter", "pro": "price_pro", "team": "price_team"}
-PRICE_TIERS = {v: k for k, v in PRICES.items()}  # type: ignore[misc]
+PRICE_TIERS = {v: k for k, v in PRICES.items()}
 T0 = 1_780_000_000
 
 

@@ -199,7 +199,9 @@ def test_replay_1000_shuffled_duplicated_events_matches_in_order(
 
 def _in_order(history: list[dict[str, Any]], price_tier: dict[str, str]) -> dict[str, Any]:
     """An independent, naive reading of one chronological history (no shared code with the app)."""
-    state, tier, pending = None, None, None
+    state: str | None = None
+    tier: str | None = None
+    pending: tuple[str, int] | None = None
     order = ["starter", "pro", "team"]
     for event in sorted(history, key=lambda e: e["created"]):
         obj = event["data"]["object"]
@@ -216,7 +218,7 @@ def _in_order(history: list[dict[str, Any]], price_tier: dict[str, str]) -> dict
         elif event["type"] == "customer.subscription.updated":
             state = obj["status"]
             new = price_tier[obj["items"]["data"][0]["price"]["id"]]
-            if order.index(new) > order.index(tier):
+            if tier is None or order.index(new) > order.index(tier):
                 tier, pending = new, None
             elif order.index(new) < order.index(tier):
                 pending = (new, obj["items"]["data"][0]["current_period_end"])
