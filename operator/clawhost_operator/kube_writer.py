@@ -35,7 +35,7 @@ class KubeWriter:
 
     def _call(
         self, method: str, path: str, body: object | None, content_type: str, query: list[tuple[str, str]] | None = None
-    ) -> None:
+    ) -> bytes:
         # The client JSON-encodes bodies of JSON content types itself; an apply patch (YAML) goes as a JSON
         # string, which is valid YAML.
         method, url, headers, payload, post = self._api.param_serialize(
@@ -47,9 +47,16 @@ class KubeWriter:
             auth_settings=["BearerToken"],
         )
         response = self._api.call_api(method, url, header_params=headers, body=payload, post_params=post)
-        response.read()  # type: ignore[no-untyped-call]
+        data: bytes = response.read()  # type: ignore[no-untyped-call]
         if not 200 <= response.status < 300:
             raise kubernetes.client.ApiException(http_resp=response)
+        return data
+
+    def _customer_write(self, path: str, patch: Obj) -> str | None:
+        """A merge patch of the Customer (or its status); returns the resourceVersion the write produced."""
+        data = self._call("PATCH", path, patch, "application/merge-patch+json")
+        version: str | None = json.loads(data).get("metadata", {}).get("resourceVersion")
+        return version
 
     def apply(self, obj: Obj) -> None:
         """Server-side apply with our field manager: creates when missing, reverts drift in fields we own."""
@@ -70,21 +77,19 @@ class KubeWriter:
                 raise
         API_WRITES.labels("Namespace", "delete").inc()
 
-    def patch_customer_status(self, name: str, status: Obj) -> None:
-        self._call(
-            "PATCH",
-            f"/apis/{GROUP}/{VERSION}/{PLURAL}/{name}/status",
-            {"status": status},
-            "application/merge-patch+json",
-        )
+    def patch_customer_status(self, name: str, status: Obj) -> str | None:
+        version = self._customer_write(f"/apis/{GROUP}/{VERSION}/{PLURAL}/{name}/status", {"status": status})
         API_WRITES.labels("CustomerStatus", "patch").inc()
+        return version
 
-    def set_customer_finalizers(self, name: str, finalizers: list[str], resource_version: str) -> None:
+    def set_customer_finalizers(self, name: str, finalizers: list[str], resource_version: str) -> str | None:
+        """Returns the resourceVersion the write produced, or None when nothing was written."""
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
         try:
-            self._call("PATCH", f"/apis/{GROUP}/{VERSION}/{PLURAL}/{name}", patch, "application/merge-patch+json")
+            version = self._customer_write(f"/apis/{GROUP}/{VERSION}/{PLURAL}/{name}", patch)
         except kubernetes.client.ApiException as error:
             if error.status not in (404, 409):  # gone, or our view was stale: the next event retries
                 raise
-            return
+            return None
         API_WRITES.labels("Customer", "patch").inc()
+        return version

@@ -57,6 +57,9 @@ class LiveView:
     policy: Obj | None = None
     deployment: Obj | None = None
     bot_secret: Obj | None = None
+    # resourceVersions of the Customer written by this reconcile: versions the watch may still deliver that do
+    # not yet show a status write made later in the same pass.
+    own_versions: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -118,7 +121,7 @@ class Reconciler:
         # What we last wrote, keyed by the resourceVersion our view had then. The watch that feeds the
         # view lags behind our own writes; while it still shows that same version, the same write is
         # skipped instead of repeated. A newer version (anyone's write) is compared afresh.
-        self._written: dict[tuple[str, str], tuple[str | None, str]] = {}
+        self._written: dict[tuple[str, str], tuple[frozenset[str | None], str]] = {}
         self._written_lock = threading.Lock()
 
     def _already_written(self, key: tuple[str, str], live: Obj | None, desired: Obj) -> bool:
@@ -127,16 +130,16 @@ class Reconciler:
             remembered = self._written.get(key)
             if remembered is None:
                 return False
-            if remembered[0] != version:
+            if version not in remembered[0]:
                 # The view has moved past the version our write was based on: judge it afresh from now on.
                 del self._written[key]
                 return False
             return remembered[1] == json.dumps(desired, sort_keys=True)
 
-    def _remember(self, key: tuple[str, str], live: Obj | None, desired: Obj) -> None:
-        version = (live or {}).get("metadata", {}).get("resourceVersion")
+    def _remember(self, key: tuple[str, str], live: Obj | None, desired: Obj, also: set[str] | None = None) -> None:
+        versions = frozenset({(live or {}).get("metadata", {}).get("resourceVersion"), *(also or ())})
         with self._written_lock:
-            self._written[key] = (version, json.dumps(desired, sort_keys=True))
+            self._written[key] = (versions, json.dumps(desired, sort_keys=True))
 
     def _drop(self, key: tuple[str, str]) -> None:
         with self._written_lock:
@@ -156,7 +159,9 @@ class Reconciler:
             return
         finalizers = list(meta.get("finalizers") or [])
         if FINALIZER not in finalizers:
-            self.writer.set_customer_finalizers(name, [*finalizers, FINALIZER], meta["resourceVersion"])
+            written = self.writer.set_customer_finalizers(name, [*finalizers, FINALIZER], meta["resourceVersion"])
+            if written is not None:
+                view.own_versions.add(written)
         previous = customer.get("status") or {}
         try:
             spec = CustomerSpec.model_validate(customer.get("spec") or {})
@@ -372,7 +377,7 @@ class Reconciler:
         if self._already_written(key, customer, comparable):
             return
         self.writer.patch_customer_status(customer["metadata"]["name"], desired)
-        self._remember(key, customer, comparable)
+        self._remember(key, customer, comparable, view.own_versions)
         if previous.get("phase") != observation.phase:
             TRANSITIONS.labels(observation.phase).inc()
             kind = "Warning" if observation.stalled else "Normal"

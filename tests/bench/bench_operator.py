@@ -128,6 +128,11 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _writes(metrics_port: int) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
         text = response.read().decode()
@@ -138,7 +143,9 @@ def _writes(metrics_port: int) -> float:
     )
 
 
-def operator_phase(names: list[str], timeout: float, steady_seconds: float) -> dict[str, float]:
+def operator_phase(
+    names: list[str], timeout: float, steady_seconds: float, extra_env: dict[str, str]
+) -> dict[str, float]:
     with local_environment() as env:
         cluster = env.cluster
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
@@ -174,6 +181,7 @@ def operator_phase(names: list[str], timeout: float, steady_seconds: float) -> d
                 KUBECONFIG=str(sa_kubeconfig),
                 CLAWHOST_OPERATOR_METRICS_PORT=str(metrics_port),
                 CLAWHOST_OPERATOR_HEALTH_PORT=str(health_port),
+                **extra_env,
             ),
         )
         operator.start()
@@ -216,6 +224,7 @@ def operator_phase(names: list[str], timeout: float, steady_seconds: float) -> d
             pid = operator.popen.pid
             writes_at_ready = _writes(metrics_port)
             rss_at_ready = _rss_mb(pid)
+            cpu_at_ready = _cpu_seconds(pid)
             _log(f"all Ready after {elapsed:.1f}s; steady state for {steady_seconds:.0f}s")
             # Settle: the last Ready status writes may still be in flight when the count reaches N.
             settle_until = time.monotonic() + 15
@@ -232,6 +241,8 @@ def operator_phase(names: list[str], timeout: float, steady_seconds: float) -> d
                 "writes_until_ready": writes_at_ready,
                 "steady_writes": _writes(metrics_port) - writes_before,
                 "rss_at_ready_mb": rss_at_ready,
+                "cpu_at_ready_s": cpu_at_ready,
+                "steady_cpu_s": _cpu_seconds(pid) - cpu_at_ready,
                 "peak_steady_rss_mb": peak_rss,
             }
         finally:
@@ -243,15 +254,25 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--steady-seconds", type=float, default=300)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument(
+        "--operator-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the operator process (repeatable), e.g. CLAWHOST_OPERATOR_WORKERS=8",
+    )
     args = parser.parse_args()
     floor_names = [f"f{index:05d}" for index in range(args.customers)]
     names = [f"b{index:05d}" for index in range(args.customers)]
     floor = floor_phase(floor_names, args.timeout)
     _log(f"floor: all Ready after {floor:.1f}s")
-    result = operator_phase(names, args.timeout, args.steady_seconds)
+    extra_env = dict(item.split("=", 1) for item in args.operator_env)
+    result = operator_phase(names, args.timeout, args.steady_seconds, extra_env)
     ratio = result["seconds_to_ready"] / floor
     n = args.customers
     print()
+    if extra_env:
+        print("operator environment: " + " ".join(f"{k}={v}" for k, v in sorted(extra_env.items())))
     print(f"| metric (N={n}) | value | goal |")
     print("|---|---|---|")
     print(f"| floor: plain client, all Deployments Ready (s) | {floor:.1f} | |")
@@ -261,6 +282,8 @@ def main() -> None:
     writes = f"{result['writes_until_ready']:.0f} ({per_customer:.1f}/customer)"
     print(f"| operator API writes until all Ready | {writes} | |")
     print(f"| operator API writes in {args.steady_seconds:.0f} s steady state | {result['steady_writes']:.0f} | 0 |")
+    print(f"| operator CPU time until all Ready (s) | {result['cpu_at_ready_s']:.1f} | |")
+    print(f"| operator CPU time in steady state (s) | {result['steady_cpu_s']:.1f} | |")
     print(f"| operator RSS when all Ready (MB) | {result['rss_at_ready_mb']:.0f} | |")
     print(f"| operator peak RSS in steady state (MB) | {result['peak_steady_rss_mb']:.0f} | <= 200 |")
 
