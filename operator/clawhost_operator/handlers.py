@@ -39,9 +39,17 @@ def _lock_for(name: str) -> threading.Lock:
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.execution.max_workers = SETTINGS.workers
     settings.posting.level = logging.WARNING  # our own events carry the story; kopf's would be noise
+    # kopf's client has no connection limit and posts each object's Events from its own worker: unbounded,
+    # a burst of N new Customers opened ~N TLS connections (handshake CPU on both ends, ~0.3 MB each here).
+    settings.posting.worker_limit = SETTINGS.event_posters
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.scanning.disabled = True
+    # Server-side filtering: on a shared cluster the operator never even receives other namespaces,
+    # quotas, policies or Deployments. (Secrets stay unfiltered: bot-token Secrets carry no label of ours.)
+    ours = f"{LABEL_MANAGED_BY}={MANAGER},{LABEL_CUSTOMER}"
+    for plural in ("namespaces", "resourcequotas", "networkpolicies", "deployments"):
+        settings.watching.label_selectors[plural] = ours
     kubernetes.config.load_config()  # type: ignore[no-untyped-call]
     configuration = kubernetes.client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = SETTINGS.workers  # one pooled connection per worker thread

@@ -16,5 +16,6 @@ class OperatorSettings(BaseSettings):
     bot_token_namespace: str = BOT_TOKEN_NAMESPACE
     resync_seconds: float = 120.0
     workers: int = 32
+    event_posters: int = 4
     metrics_port: int = 9090
     health_port: int = 8081
