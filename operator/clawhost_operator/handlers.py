@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -17,7 +18,7 @@ from prometheus_client import start_http_server
 from clawhost_api.customer import GROUP, LABEL_CUSTOMER, LABEL_MANAGED_BY, PLURAL, VERSION
 from clawhost_operator.children import MANAGER
 from clawhost_operator.kube_writer import KubeWriter
-from clawhost_operator.metrics import ERRORS, RECONCILE_SECONDS, RECONCILES
+from clawhost_operator.metrics import ERRORS, IGNORED_EVENTS, RECONCILE_SECONDS, RECONCILES
 from clawhost_operator.reconcile import LiveView, Reconciler
 from clawhost_operator.settings import OperatorSettings
 
@@ -191,9 +192,42 @@ def on_customer(name: str, type: str | None, **kwargs: Any) -> None:
         reconcile_named(name, "customer", kwargs)
 
 
+_READINESS_FIELDS = ("observedGeneration", "readyReplicas", "updatedReplicas", "replicas")
+_fingerprints: dict[tuple[str, str], str] = {}
+_fingerprints_guard = threading.Lock()
+
+
+def _fingerprint(kind: str, body: kopf.Body) -> str:
+    """What a reconcile can react to in a child: everything but status (of a Deployment, its readiness)."""
+    meta = body.get("metadata") or {}
+    relevant: dict[str, Any] = {key: value for key, value in body.items() if key not in ("metadata", "status")}
+    relevant["metadata"] = {key: meta.get(key) for key in _KEPT_METADATA if key != "resourceVersion"}
+    if kind == "deployment":
+        status = body.get("status") or {}
+        relevant["status"] = [status.get(key) for key in _READINESS_FIELDS]
+    return json.dumps(relevant, sort_keys=True, default=str)
+
+
+def _changed(kind: str, customer: str, type_: str | None, body: kopf.Body) -> bool:
+    """False for an update that only moved fields no reconcile reads (quota usage, most Deployment status)."""
+    key = (kind, customer)
+    with _fingerprints_guard:
+        if type_ == "DELETED":
+            _fingerprints.pop(key, None)
+            return True
+        fingerprint = _fingerprint(kind, body)
+        previous = _fingerprints.get(key)
+        _fingerprints[key] = fingerprint
+    return not (type_ == "MODIFIED" and previous == fingerprint)
+
+
 def _child_handler(kind: str) -> Callable[..., None]:
-    def handler(labels: kopf.Labels, **kwargs: Any) -> None:
-        reconcile_named(labels[LABEL_CUSTOMER], kind, kwargs)
+    def handler(labels: kopf.Labels, type: str | None, body: kopf.Body, **kwargs: Any) -> None:
+        customer = labels[LABEL_CUSTOMER]
+        if not _changed(kind, customer, type, body):
+            IGNORED_EVENTS.labels(kind).inc()
+            return
+        reconcile_named(customer, kind, kwargs)
 
     handler.__name__ = f"on_{kind}"
     return handler

@@ -15,3 +15,6 @@ API_WRITES = Counter(
 )
 ERRORS = Counter("clawhost_operator_errors_total", "Reconciles that raised", ["kind"])
 TRANSITIONS = Counter("clawhost_operator_transitions_total", "Customer phase transitions", ["phase"])
+IGNORED_EVENTS = Counter(
+    "clawhost_operator_ignored_events_total", "Child updates that changed nothing a reconcile reads", ["kind"]
+)

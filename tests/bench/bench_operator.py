@@ -133,14 +133,14 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _writes(metrics_port: int) -> float:
+def _metric_sum(metrics_port: int, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("clawhost_operator_api_writes_total{")
-    )
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def _writes(metrics_port: int) -> float:
+    return _metric_sum(metrics_port, "clawhost_operator_api_writes_total")
 
 
 def operator_phase(
@@ -223,6 +223,7 @@ def operator_phase(
             assert operator.popen is not None
             pid = operator.popen.pid
             writes_at_ready = _writes(metrics_port)
+            reconciles_at_ready = _metric_sum(metrics_port, "clawhost_operator_reconciles_total")
             rss_at_ready = _rss_mb(pid)
             cpu_at_ready = _cpu_seconds(pid)
             _log(f"all Ready after {elapsed:.1f}s; steady state for {steady_seconds:.0f}s")
@@ -242,6 +243,7 @@ def operator_phase(
                 "steady_writes": _writes(metrics_port) - writes_before,
                 "rss_at_ready_mb": rss_at_ready,
                 "cpu_at_ready_s": cpu_at_ready,
+                "reconciles_until_ready": reconciles_at_ready,
                 "steady_cpu_s": _cpu_seconds(pid) - cpu_at_ready,
                 "peak_steady_rss_mb": peak_rss,
             }
@@ -282,6 +284,8 @@ def main() -> None:
     writes = f"{result['writes_until_ready']:.0f} ({per_customer:.1f}/customer)"
     print(f"| operator API writes until all Ready | {writes} | |")
     print(f"| operator API writes in {args.steady_seconds:.0f} s steady state | {result['steady_writes']:.0f} | 0 |")
+    reconciles = f"{result['reconciles_until_ready']:.0f} ({result['reconciles_until_ready'] / n:.1f}/customer)"
+    print(f"| operator reconciles until all Ready | {reconciles} | |")
     print(f"| operator CPU time until all Ready (s) | {result['cpu_at_ready_s']:.1f} | |")
     print(f"| operator CPU time in steady state (s) | {result['steady_cpu_s']:.1f} | |")
     print(f"| operator RSS when all Ready (MB) | {result['rss_at_ready_mb']:.0f} | |")
