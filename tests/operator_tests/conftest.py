@@ -57,7 +57,7 @@ class OperatorProcess:
             KUBECONFIG=str(self.kubeconfig),
             CLAWHOST_OPERATOR_METRICS_PORT=str(self.metrics_port),
             CLAWHOST_OPERATOR_HEALTH_PORT=str(self.health_port),
-            CLAWHOST_OPERATOR_RESYNC_SECONDS="30",
+            CLAWHOST_OPERATOR_RESYNC_SECONDS="5",
         )
         self.process = ManagedProcess(
             "operator", [sys.executable, "-m", "clawhost_operator"], self.workdir / "operator.log", env=env
