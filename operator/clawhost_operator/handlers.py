@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -18,6 +19,7 @@ from prometheus_client import start_http_server
 from clawhost_api.customer import GROUP, LABEL_CUSTOMER, LABEL_MANAGED_BY, PLURAL, VERSION
 from clawhost_operator.children import MANAGER
 from clawhost_operator.kube_writer import KubeWriter
+from clawhost_operator.memory import start_trimmer
 from clawhost_operator.metrics import ERRORS, IGNORED_EVENTS, RECONCILE_SECONDS, RECONCILES
 from clawhost_operator.reconcile import LiveView, Reconciler
 from clawhost_operator.settings import OperatorSettings
@@ -60,6 +62,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     start_http_server(SETTINGS.metrics_port)
     _stop_resync.clear()
     threading.Thread(target=_resync_loop, args=(_stop_resync,), name="resync", daemon=True).start()
+    start_trimmer(SETTINGS.memory_trim_seconds, _stop_resync)
     logger.info("operator configured", extra={"metrics_port": SETTINGS.metrics_port})
 
 
@@ -77,15 +80,27 @@ _KEPT_METADATA = (
 )
 
 
-def _trimmed(body: kopf.Body) -> dict[str, Any]:
-    """What reconciles read, without managedFields and the like: the indexes hold every object, so size counts."""
-    kept = {key: value for key, value in body.items() if key != "metadata"}
+_READINESS_FIELDS = ("observedGeneration", "readyReplicas", "updatedReplicas", "replicas")
+
+
+def _trimmed(body: kopf.Body, status: str = "all") -> dict[str, Any]:
+    """What reconciles read, without managedFields and the like: the indexes hold every object, so size counts.
+
+    `status`: "all" keeps it (Customers), "readiness" keeps the Deployment fields readiness is judged by,
+    "none" drops it (children whose status no reconcile reads: namespace phase, quota usage).
+    """
+    kept = {key: value for key, value in body.items() if key not in ("metadata", "status")}
     kept["metadata"] = {key: body["metadata"][key] for key in _KEPT_METADATA if key in body["metadata"]}
+    live_status = body.get("status") or {}
+    if status == "all" and live_status:
+        kept["status"] = dict(live_status)
+    elif status == "readiness":
+        kept["status"] = {key: live_status[key] for key in _READINESS_FIELDS if key in live_status}
     return kept
 
 
-def _by_customer(labels: kopf.Labels, body: kopf.Body) -> dict[str, dict[str, Any]]:
-    return {labels[LABEL_CUSTOMER]: _trimmed(body)}
+def _by_customer(labels: kopf.Labels, body: kopf.Body, status: str = "none") -> dict[str, dict[str, Any]]:
+    return {labels[LABEL_CUSTOMER]: _trimmed(body, status)}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -115,7 +130,7 @@ def policies_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, di
 
 @kopf.index("apps", "v1", "deployments", labels=OURS)
 def deployments_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return _by_customer(labels, body)
+    return _by_customer(labels, body, status="readiness")
 
 
 def _is_bot_secret(namespace: str | None, **_: Any) -> bool:
@@ -124,7 +139,7 @@ def _is_bot_secret(namespace: str | None, **_: Any) -> bool:
 
 @kopf.index("secrets", when=_is_bot_secret)
 def bot_secrets_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return {name: _trimmed(body)}
+    return {name: _trimmed(body, status="none")}
 
 
 def _first(index: kopf.Index[str, dict[str, Any]], key: str) -> dict[str, Any] | None:
@@ -199,12 +214,11 @@ def on_customer(name: str, type: str | None, **kwargs: Any) -> None:
         reconcile_named(name, "customer", kwargs)
 
 
-_READINESS_FIELDS = ("observedGeneration", "readyReplicas", "updatedReplicas", "replicas")
-_fingerprints: dict[tuple[str, str], str] = {}
+_fingerprints: dict[tuple[str, str], bytes] = {}
 _fingerprints_guard = threading.Lock()
 
 
-def _fingerprint(kind: str, body: kopf.Body) -> str:
+def _fingerprint(kind: str, body: kopf.Body) -> bytes:
     """What a reconcile can react to in a child: everything but status (of a Deployment, its readiness)."""
     meta = body.get("metadata") or {}
     relevant: dict[str, Any] = {key: value for key, value in body.items() if key not in ("metadata", "status")}
@@ -212,7 +226,7 @@ def _fingerprint(kind: str, body: kopf.Body) -> str:
     if kind == "deployment":
         status = body.get("status") or {}
         relevant["status"] = [status.get(key) for key in _READINESS_FIELDS]
-    return json.dumps(relevant, sort_keys=True, default=str)
+    return hashlib.blake2b(json.dumps(relevant, sort_keys=True, default=str).encode(), digest_size=16).digest()
 
 
 def _changed(kind: str, customer: str, type_: str | None, body: kopf.Body) -> bool:

@@ -17,5 +17,6 @@ class OperatorSettings(BaseSettings):
     resync_seconds: float = 120.0
     workers: int = 32
     event_posters: int = 4
+    memory_trim_seconds: float = 30.0
     metrics_port: int = 9090
     health_port: int = 8081
