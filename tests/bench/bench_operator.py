@@ -232,7 +232,7 @@ def operator_phase(
             while time.monotonic() < settle_until:
                 time.sleep(1)
             writes_before = _writes(metrics_port)
-            peak_rss = rss_at_ready
+            peak_rss = 0.0
             steady_until = time.monotonic() + steady_seconds
             while time.monotonic() < steady_until:
                 time.sleep(5)  # sampling interval of the measurement
@@ -246,6 +246,7 @@ def operator_phase(
                 "reconciles_until_ready": reconciles_at_ready,
                 "steady_cpu_s": _cpu_seconds(pid) - cpu_at_ready,
                 "peak_steady_rss_mb": peak_rss,
+                "final_rss_mb": _rss_mb(pid),
             }
         finally:
             operator.stop()
@@ -289,7 +290,10 @@ def main() -> None:
     print(f"| operator CPU time until all Ready (s) | {result['cpu_at_ready_s']:.1f} | |")
     print(f"| operator CPU time in steady state (s) | {result['steady_cpu_s']:.1f} | |")
     print(f"| operator RSS when all Ready (MB) | {result['rss_at_ready_mb']:.0f} | |")
-    print(f"| operator peak RSS in steady state (MB) | {result['peak_steady_rss_mb']:.0f} | <= 200 |")
+    print(
+        f"| operator peak RSS in steady state, sampled every 5 s (MB) | {result['peak_steady_rss_mb']:.0f} | <= 200 |"
+    )
+    print(f"| operator RSS at the end of the steady state (MB) | {result['final_rss_mb']:.0f} | <= 200 |")
 
 
 if __name__ == "__main__":
