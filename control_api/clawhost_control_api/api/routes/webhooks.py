@@ -10,6 +10,7 @@ import stripe
 from fastapi import APIRouter, HTTPException, Request, status
 
 from clawhost_control_api.api.deps import Kube, State
+from clawhost_control_api.api.errors import responses
 from clawhost_control_api.billing.events import HANDLED
 from clawhost_control_api.billing.store import record_event, sync_customer
 
@@ -17,7 +18,24 @@ router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
 
 
-@router.post("/webhooks/stripe", include_in_schema=False)
+_SIGNED_EVENT = {
+    "parameters": [
+        {
+            "name": "Stripe-Signature",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "t=<unix time>,v1=<HMAC-SHA256 of '<t>.<body>' with the endpoint secret>",
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object", "description": "A Stripe event."}}},
+    },
+}
+
+
+@router.post("/webhooks/stripe", openapi_extra=_SIGNED_EVENT, responses=responses(400, 503))
 async def stripe_webhook(request: Request, state: State, kube: Kube) -> dict[str, Any]:
     payload = await request.body()
     signature = request.headers.get("stripe-signature", "")
