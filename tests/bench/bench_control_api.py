@@ -312,8 +312,11 @@ def _measure(
 @contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
     with path.open("a") as handle:
-        _log(f"waiting for {path} (another benchmark may be measuring)")
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log(f"another benchmark holds {path}; waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
