@@ -63,3 +63,6 @@ unit:
 
 crds: ## regenerate crds/customer.crd.yaml from crds/clawhost_api
 	$(UV) run --frozen python -m clawhost_api.crd > crds/customer.crd.yaml
+
+bench-control-api: deps ## dashboard read p50/p99/RPS at 100 concurrency with 1,000 Customers, vs. a naive API-server read
+	$(UV) run --frozen python tests/bench/bench_control_api.py $(BENCH_ARGS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +64,12 @@ def fresh_database(postgres_dsn: str) -> str:
 @pytest.fixture
 def database_url(postgres_dsn: str) -> str:
     return fresh_database(postgres_dsn)
+
+
+@pytest.fixture(scope="session")
+def new_database(postgres_dsn: str) -> Callable[[], str]:
+    """For wider-scoped fixtures: a call creates another empty database and returns its DSN."""
+    return lambda: fresh_database(postgres_dsn)
 
 
 @pytest.fixture

@@ -126,6 +126,32 @@ def test_tier_limits_and_bad_input(cluster_client: TestClient, customer_crd: Clu
     assert "at most medium" in high.json()["detail"]
     model = cluster_client.patch("/agent", headers=auth, json={"model": "gpt-9"})
     assert model.status_code == 422
+    allowed = cluster_client.patch("/agent", headers=auth, json={"model": "kimi-k2-thinking"})
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["model"] == "kimi-k2-thinking"
+    assert _get(customer_crd, "customer", ok.json()["name"])["spec"]["agent"]["model"] == "kimi-k2-thinking"
+
+
+def test_starter_offers_only_its_models_and_the_user_can_suspend_and_resume(
+    cluster_client: TestClient, customer_crd: Cluster
+) -> None:
+    auth = _login(cluster_client)
+    created = cluster_client.post(
+        "/agent", headers=auth, json={"tier": "starter", "bot_token": TOKEN, "allowed_user_ids": [8]}
+    )
+    assert created.status_code == 201, created.text
+    name = created.json()["name"]
+    refused = cluster_client.patch("/agent", headers=auth, json={"model": "kimi-k2-thinking"})
+    assert refused.status_code == 422
+    assert "kimi-k2.5" in refused.json()["detail"]
+    assert cluster_client.patch("/agent", headers=auth, json={"suspend": True}).json()["suspended"] is True
+    assert _get(customer_crd, "customer", name)["spec"]["suspend"] is True
+    resumed = cluster_client.patch("/agent", headers=auth, json={"suspend": False})
+    assert resumed.status_code == 200
+    assert resumed.json()["suspended"] is False
+    live = _get(customer_crd, "customer", name)
+    assert live["spec"]["suspend"] is False
+    assert "model" not in live["spec"].get("agent", {}), "a refused change wrote nothing"
 
 
 def test_users_see_only_their_own_agent(cluster_client: TestClient, customer_crd: Cluster) -> None:

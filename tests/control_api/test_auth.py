@@ -141,3 +141,17 @@ def test_rejected_tokens(client: TestClient, jwt_keys: JwtKeys, other_jwt_keys: 
     assert _me(client, _forge(other_jwt_keys, claims)) == 401, "signed by another key"
     assert _me(client, "not.a.jwt") == 401
     assert client.get("/auth/me").status_code == 401
+
+
+def test_expired_or_misused_refresh_tokens_are_refused(client: TestClient, jwt_keys: JwtKeys) -> None:
+    _, tokens = _signup_login(client)
+    claims = _claims(client, tokens["refresh_token"])
+    now = int(time.time())
+    expired = _forge(jwt_keys, claims, iat=now - 8 * 24 * 3600, exp=now - 24 * 3600)
+    assert client.post("/auth/refresh", json={"refresh_token": expired}).status_code == 401, "expired"
+    assert client.post("/auth/refresh", json={"refresh_token": tokens["access_token"]}).status_code == 401, "access"
+    wrong_aud = _forge(jwt_keys, claims, aud="someone-else")
+    assert client.post("/auth/refresh", json={"refresh_token": wrong_aud}).status_code == 401, "audience"
+    assert client.post("/auth/logout", json={"refresh_token": expired}).status_code == 401
+    # The untouched token still works: nothing above consumed it.
+    assert client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 200

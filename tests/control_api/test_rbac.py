@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ def _as_api(cluster: Cluster, kubeconfig: Path, *args: str, stdin: str | None = 
 
 def test_service_account_can_only_do_its_job(customer_crd: Cluster, api_kubeconfig: Path) -> None:
     name = f"rbac{uuid.uuid4().hex[:8]}"
-    customer = {
+    customer: dict[str, Any] = {
         "apiVersion": "clawhost.dev/v1alpha1",
         "kind": "Customer",
         "metadata": {"name": name},
@@ -46,15 +47,37 @@ def test_service_account_can_only_do_its_job(customer_crd: Cluster, api_kubeconf
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "clawhost-secrets"}}
     assert _as_api(customer_crd, api_kubeconfig, "create", "-f", "-", stdin=json.dumps(secret))[0] == 0
 
-    denied = [
-        ("delete", "customer", name),
-        ("get", "secrets", "-n", "kube-system"),
-        ("get", "secrets", "-n", "clawhost-secrets"),  # get by name only, no listing
-        ("create", "deployment", "x", "--image=busybox", "-n", "platform"),
-        ("create", "namespace", f"customer-{name}"),
-        ("delete", "secret", name, "-n", "clawhost-secrets"),
+    # Server-side apply of the bot-token Secret (what the app does), creating and then changing it.
+    applied = {**secret, "metadata": {"name": f"{name}-ssa", "namespace": "clawhost-secrets"}, "stringData": {"t": "1"}}
+    for value in ("1", "2"):
+        applied["stringData"] = {"t": value}
+        code, stderr = _as_api(
+            customer_crd,
+            api_kubeconfig,
+            "apply",
+            "--server-side",
+            "--field-manager=clawhost-api",
+            "-f",
+            "-",
+            stdin=json.dumps(applied),
+        )
+        assert code == 0, stderr
+
+    other_ns_secret = {**secret, "metadata": {"name": name, "namespace": "platform"}}
+    replaced = {**customer, "spec": {**customer["spec"], "tier": "team"}}
+    denied: list[tuple[tuple[str, ...], str | None]] = [
+        (("delete", "customer", name), None),
+        (("replace", "-f", "-"), json.dumps(replaced)),  # update (PUT): only patch is granted
+        (("get", "secrets", "-n", "kube-system"), None),
+        (("get", "secrets", "-n", "clawhost-secrets"), None),  # no listing
+        (("get", "secret", name, "-n", "clawhost-secrets"), None),  # write-only: tokens are never read back
+        (("create", "-f", "-"), json.dumps(other_ns_secret)),  # Secrets only in the bot-token namespace
+        (("create", "deployment", "x", "--image=busybox", "-n", "platform"), None),
+        (("create", "namespace", f"customer-{name}"), None),
+        (("get", "pods", "-A"), None),
+        (("delete", "secret", name, "-n", "clawhost-secrets"), None),
     ]
-    for args in denied:
-        code, stderr = _as_api(customer_crd, api_kubeconfig, *args)
+    for args, stdin in denied:
+        code, stderr = _as_api(customer_crd, api_kubeconfig, *args, stdin=stdin)
         assert code != 0, args
         assert "forbidden" in stderr.lower(), (args, stderr)

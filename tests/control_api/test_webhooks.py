@@ -6,15 +6,19 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from clawhost_api.customer import BillingStatus
 from clawhost_api.usage import usage_counter_key, usage_period
 from clawhost_control_api.core.config import Settings
+from clawhost_control_api.main import create_app
 from clawhost_localcluster import stripe_events as se
 from clawhost_localcluster.environment import Cluster
 
@@ -228,3 +232,43 @@ def _in_order(history: list[dict[str, Any]], price_tier: dict[str, str]) -> dict
             state = "canceled"
     last = max(history, key=lambda e: e["created"])
     return {"state": state, "tier": tier, "last": last["id"]}
+
+
+@pytest.fixture
+def read_only_kubeconfig(customer_crd: Cluster, tmp_path: Path) -> Iterator[Path]:
+    """A ServiceAccount that may list and watch Customers but change nothing: every billing write fails."""
+    cluster, folder = customer_crd, tmp_path
+    name = f"ro-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "serviceaccount", name, "-n", "platform")
+    cluster.kubectl("create", "clusterrole", name, "--verb=get,list,watch", "--resource=customers.clawhost.dev")
+    cluster.kubectl("create", "clusterrolebinding", name, f"--clusterrole={name}", f"--serviceaccount=platform:{name}")
+    token = cluster.kubectl("create", "token", name, "-n", "platform", "--duration=1h").stdout.strip()
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["users"] = [{"name": name, "user": {"token": token}}]
+    config["contexts"] = [{"name": name, "context": {"cluster": config["clusters"][0]["name"], "user": name}}]
+    config["current-context"] = name
+    path = folder / f"{name}.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    yield path
+    cluster.kubectl("delete", "clusterrolebinding,clusterrole", name, "--ignore-not-found", check=False)
+    cluster.kubectl("delete", "serviceaccount", name, "-n", "platform", "--ignore-not-found", check=False)
+
+
+def test_an_event_that_could_not_be_applied_is_applied_on_redelivery(
+    cluster_settings: Settings, customer_crd: Cluster, read_only_kubeconfig: Path
+) -> None:
+    name = _new_customer(customer_crd)
+    checkout = se.checkout_completed(int(time.time()), name, f"cus_{name}", f"sub_{name}", "pro")
+    broken = cluster_settings.model_copy(update={"kubeconfig": read_only_kubeconfig})
+    with TestClient(create_app(broken)) as client:
+        assert _post(client, checkout) == 503, "stored but not applied: Stripe must retry"
+    assert "billing" not in _get(customer_crd, name).get("status", {})
+    with TestClient(create_app(cluster_settings)) as client:
+        payload = se.as_payload(checkout)
+        headers = {"Stripe-Signature": se.sign(payload, WEBHOOK_SECRET), "Content-Type": "application/json"}
+        retried = client.post("/webhooks/stripe", content=payload, headers=headers)
+        assert retried.status_code == 200
+        assert "duplicate" not in retried.json(), "the redelivery is folded, not dropped"
+        assert _get(customer_crd, name)["status"]["billing"]["state"] == "active"
+        again = client.post("/webhooks/stripe", content=payload, headers=headers)
+        assert again.json().get("duplicate") is True, "once applied, a redelivery is a no-op"

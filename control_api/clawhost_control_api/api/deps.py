@@ -39,11 +39,9 @@ async def current_user(
         session_id = uuid.UUID(claims.session_id)
     except (InvalidTokenError, ValueError):
         raise _unauthorized("invalid token") from None
-    if not await accounts.session_active(state.pool, session_id, user_id):
-        raise _unauthorized("session revoked")
-    user = await accounts.find_user(state.pool, user_id)
+    user = await accounts.session_user(state.pool, session_id, user_id)
     if user is None:
-        raise _unauthorized("unknown user")
+        raise _unauthorized("session revoked")
     return user
 
 

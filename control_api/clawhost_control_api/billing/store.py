@@ -26,28 +26,32 @@ def customer_name_of(obj: dict[str, Any]) -> str | None:
     return next((c for c in candidates if isinstance(c, str) and c), None)
 
 
-async def record_event(pool: AsyncConnectionPool, event: dict[str, Any]) -> str | None:
-    """Store a verified event once. Returns its Stripe customer id, or None for a duplicate."""
+async def record_event(pool: AsyncConnectionPool, event: dict[str, Any]) -> tuple[str, bool]:
+    """Store a verified event once. Returns its Stripe customer id ("" if none) and whether it was already handled."""
     obj: dict[str, Any] = (event.get("data") or {}).get("object") or {}
     raw_customer = obj.get("customer")
     stripe_customer = raw_customer if isinstance(raw_customer, str) else (raw_customer or {}).get("id")
     created = datetime.fromtimestamp(int(event.get("created") or 0), UTC)
     name = customer_name_of(obj)
+    event_id = str(event.get("id"))
     async with pool.connection() as conn, conn.transaction():
         cursor = await conn.execute(
             "INSERT INTO stripe_events (id, type, created, stripe_customer, payload) VALUES (%s, %s, %s, %s, %s)"
             " ON CONFLICT (id) DO NOTHING",
-            (str(event.get("id")), str(event.get("type")), created, stripe_customer, Jsonb(event)),
+            (event_id, str(event.get("type")), created, stripe_customer, Jsonb(event)),
         )
         if cursor.rowcount == 0:
-            return None
+            row = await (
+                await conn.execute("SELECT stripe_customer, synced FROM stripe_events WHERE id = %s", (event_id,))
+            ).fetchone()
+            return (str(row[0] or "") if row else "", bool(row[1]) if row else True)
         if stripe_customer and name:
             await conn.execute(
                 "INSERT INTO stripe_customers (stripe_customer, customer_name) VALUES (%s, %s)"
                 " ON CONFLICT (stripe_customer) DO NOTHING",
                 (stripe_customer, name),
             )
-    return str(stripe_customer) if stripe_customer else ""
+    return (str(stripe_customer) if stripe_customer else "", False)
 
 
 async def customer_for(pool: AsyncConnectionPool, stripe_customer: str) -> str | None:
@@ -75,16 +79,20 @@ async def sync_customer(
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (stripe_customer,))
         rows = await (
-            await conn.execute("SELECT payload FROM stripe_events WHERE stripe_customer = %s", (stripe_customer,))
+            await conn.execute("SELECT id, payload FROM stripe_events WHERE stripe_customer = %s", (stripe_customer,))
         ).fetchall()
-        folded = fold([row[0] for row in rows], price_tiers)
+        folded = fold([row[1] for row in rows], price_tiers)
+        ids = [row[0] for row in rows]
+        mark_synced = "UPDATE stripe_events SET synced = true WHERE id = ANY(%s) AND NOT synced"
         try:
             live = await kube.get_customer(name)
         except KubeError as error:
             if error.status == 404:
+                await conn.execute(mark_synced, (ids,))  # the Customer is gone: nothing left to bill
                 return False
             raise
         if (live.get("spec") or {}).get("billing", {}).get("mode") == "none":
+            await conn.execute(mark_synced, (ids,))
             return False
         current_raw = (live.get("status") or {}).get("billing") or {}
         new = _billing_json(folded.billing)
@@ -97,4 +105,5 @@ async def sync_customer(
         if paid and paid != current_paid and (live.get("spec") or {}).get("tier") != paid:
             await kube.apply_customer(name, {"spec": {"tier": paid}}, BILLING_MANAGER)
             changed = True
+        await conn.execute(mark_synced, (ids,))
     return changed

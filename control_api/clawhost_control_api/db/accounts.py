@@ -90,6 +90,20 @@ async def session_active(pool: AsyncConnectionPool, session_id: uuid.UUID, user_
     return row is not None
 
 
+async def session_user(pool: AsyncConnectionPool, session_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
+    """The user of a live (not revoked) session, in one round trip: every authenticated request asks this."""
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                "SELECT u.id, u.email, u.password_hash, u.customer_name"
+                " FROM sessions s JOIN users u ON u.id = s.user_id"
+                " WHERE s.id = %s AND s.user_id = %s AND s.revoked_at IS NULL",
+                (session_id, user_id),
+            )
+        ).fetchone()
+    return User(*row) if row else None
+
+
 async def rotate_refresh(
     pool: AsyncConnectionPool, session_id: uuid.UUID, old_jti: str, new_jti: str, new_expires_at: datetime
 ) -> None:

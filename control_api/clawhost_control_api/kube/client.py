@@ -23,10 +23,11 @@ _CUSTOMERS = f"/apis/{GROUP}/{VERSION}/{PLURAL}"
 
 
 class KubeError(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, message: str = "") -> None:
         super().__init__(f"{status}: {reason}")
         self.status = status
         self.reason = reason
+        self.message = message  # the API server's explanation (field paths and rules, never Secret data)
 
 
 @dataclass
@@ -59,10 +60,11 @@ class KubeClient:
     async def _json(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code >= 400:
             try:
-                reason = str(response.json().get("reason", ""))
-            except ValueError:
-                reason = ""
-            raise KubeError(response.status_code, reason or response.reason_phrase)
+                problem = response.json()
+                reason, message = str(problem.get("reason", "")), str(problem.get("message", ""))
+            except (ValueError, AttributeError):
+                reason, message = "", ""
+            raise KubeError(response.status_code, reason or response.reason_phrase, message)
         body: dict[str, Any] = response.json()
         return body
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field, field_validator
@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from clawhost_api.customer import Customer, namespace_for
 from clawhost_api.tiers import ThinkingLevel, Tier, TierName, get_tier
 from clawhost_control_api.api.deps import CurrentUser, Kube, State
+from clawhost_control_api.api.errors import responses
 from clawhost_control_api.db import accounts
 from clawhost_control_api.kube.client import API_MANAGER, DASHBOARD_MANAGER, KubeError
 
@@ -21,13 +22,25 @@ router = APIRouter(tags=["agent"])
 _BOT_TOKEN = re.compile(r"^\d{5,12}:[A-Za-z0-9_-]{30,64}$")
 BOT_TOKEN_KEY = "token"  # noqa: S105 - the key's name inside the Secret
 
+# Telegram user ids are positive and fit in 52 bits; the CRD stores them as int64.
+TelegramId = Annotated[int, Field(gt=0, lt=2**63)]
+TelegramIds = Annotated[list[TelegramId], Field(min_length=1, max_length=10)]
+
+
+def _distinct(ids: list[int] | None) -> list[int] | None:
+    if ids is not None and len(set(ids)) != len(ids):
+        raise ValueError("Telegram user ids must be distinct")
+    return ids
+
 
 class AgentCreate(BaseModel):
     tier: TierName
     bot_token: str = Field(max_length=100, description="Telegram bot token from @BotFather.")
-    allowed_user_ids: list[int] = Field(min_length=1, max_length=10)
+    allowed_user_ids: TelegramIds
     model: str | None = Field(default=None, max_length=100)
     thinking: ThinkingLevel | None = None
+
+    _ids = field_validator("allowed_user_ids")(_distinct)
 
     @field_validator("bot_token")
     @classmethod
@@ -38,10 +51,12 @@ class AgentCreate(BaseModel):
 
 
 class AgentUpdate(BaseModel):
-    allowed_user_ids: list[int] | None = Field(default=None, min_length=1, max_length=10)
+    allowed_user_ids: TelegramIds | None = None
     model: str | None = Field(default=None, max_length=100)
     thinking: ThinkingLevel | None = None
-    suspend: bool | None = None
+    suspend: bool | None = Field(default=None, description="true suspends the agent (scaled to zero); false resumes.")
+
+    _ids = field_validator("allowed_user_ids")(_distinct)
 
 
 class BotTokenUpdate(BaseModel):
@@ -110,6 +125,15 @@ def view_of(raw: dict[str, Any]) -> AgentView:
     )
 
 
+def refused(error: KubeError, what: str) -> HTTPException:
+    """The API server's verdict as a client error when it judged the input, else a gateway error."""
+    if error.status in (400, 422):
+        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"the cluster refused: {error.message}")
+    if error.status == 409:
+        return HTTPException(status.HTTP_409_CONFLICT, detail="the agent changed meanwhile; retry")
+    return HTTPException(status.HTTP_502_BAD_GATEWAY, detail=f"the cluster refused to {what}")
+
+
 def owned_customer(state: State, user: accounts.User) -> dict[str, Any]:
     if user.customer_name is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="you have no agent yet")
@@ -119,7 +143,10 @@ def owned_customer(state: State, user: accounts.User) -> dict[str, Any]:
     return raw
 
 
-@router.post("/agent", status_code=status.HTTP_201_CREATED)
+AGENT_ERRORS = responses(400, 401, 404, 409, 422, 502, 503)
+
+
+@router.post("/agent", status_code=status.HTTP_201_CREATED, responses=AGENT_ERRORS)
 async def create_agent(body: AgentCreate, user: CurrentUser, state: State, kube: Kube) -> AgentView:
     if user.customer_name is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, detail="you already have an agent")
@@ -150,20 +177,20 @@ async def create_agent(body: AgentCreate, user: CurrentUser, state: State, kube:
     try:
         await kube.apply_bot_token_secret(secret, BOT_TOKEN_KEY, body.bot_token)
         created = await kube.create_customer(customer)
-    except KubeError:
+    except KubeError as error:
         await accounts.unlink_customer(state.pool, user.id, name)
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail="the cluster refused to create the agent") from None
+        raise refused(error, "create the agent") from None
     if state.cache:
         state.cache.remember(created)
     return view_of(created)
 
 
-@router.get("/agent")
+@router.get("/agent", responses=responses(401, 404))
 async def read_agent(user: CurrentUser, state: State) -> AgentView:
     return view_of(owned_customer(state, user))
 
 
-@router.patch("/agent")
+@router.patch("/agent", responses=AGENT_ERRORS)
 async def update_agent(body: AgentUpdate, user: CurrentUser, state: State, kube: Kube) -> AgentView:
     raw = owned_customer(state, user)
     current = Customer.model_validate(raw)
@@ -185,22 +212,22 @@ async def update_agent(body: AgentUpdate, user: CurrentUser, state: State, kube:
     try:
         updated = await kube.apply_customer(current.metadata.name, {"spec": spec}, DASHBOARD_MANAGER)
     except KubeError as error:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"the cluster refused: {error.reason}"
-        ) from None
+        raise refused(error, "change the agent") from None
     if state.cache:
         state.cache.remember(updated)
     return view_of(updated)
 
 
-@router.put("/agent/bot-token", status_code=status.HTTP_204_NO_CONTENT)
+@router.put("/agent/bot-token", status_code=status.HTTP_204_NO_CONTENT, responses=AGENT_ERRORS)
 async def update_bot_token(body: BotTokenUpdate, user: CurrentUser, state: State, kube: Kube) -> Response:
     current = Customer.model_validate(owned_customer(state, user))
     ref = current.spec.telegram.bot_token_secret_ref
     try:
         await kube.apply_bot_token_secret(ref.name, ref.key, body.bot_token)
-    except KubeError:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail="the cluster refused to store the token") from None
+    except KubeError as error:
+        # Never echo the API server's words here: they could quote the Secret.
+        code = status.HTTP_422_UNPROCESSABLE_CONTENT if error.status in (400, 422) else status.HTTP_502_BAD_GATEWAY
+        raise HTTPException(code, detail="the cluster refused to store the token") from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -9,13 +9,15 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field
 
 from clawhost_control_api.api.deps import CurrentUser, State
+from clawhost_control_api.api.errors import responses
 from clawhost_control_api.api.state import AppState
-from clawhost_control_api.core.security import InvalidTokenError, hash_password, verify_password
+from clawhost_control_api.core.security import InvalidTokenError, hash_password_async, verify_password_async
 from clawhost_control_api.db import accounts
 
 router = APIRouter(tags=["auth"])
 
-_EMAIL = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+# No whitespace or control characters (PostgreSQL text cannot hold NUL; logs must not hold newlines).
+_EMAIL = r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$"
 
 
 class Credentials(BaseModel):
@@ -24,7 +26,7 @@ class Credentials(BaseModel):
 
 
 class LoginRequest(BaseModel):
-    email: str = Field(max_length=254)
+    email: str = Field(pattern=_EMAIL, max_length=254)
     password: str = Field(max_length=256)
 
 
@@ -49,20 +51,20 @@ def _user_out(user: accounts.User) -> UserOut:
     return UserOut(id=user.id, email=user.email, customer_name=user.customer_name)
 
 
-@router.post("/auth/signup", status_code=status.HTTP_201_CREATED)
+@router.post("/auth/signup", status_code=status.HTTP_201_CREATED, responses=responses(400, 409, 422))
 async def signup(body: Credentials, state: State) -> UserOut:
     email = body.email.strip().lower()
     try:
-        user = await accounts.create_user(state.pool, email, hash_password(body.password))
+        user = await accounts.create_user(state.pool, email, await hash_password_async(body.password))
     except accounts.EmailTakenError:
         raise HTTPException(status.HTTP_409_CONFLICT, detail="an account with this email exists") from None
     return _user_out(user)
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", responses=responses(400, 401, 422))
 async def login(body: LoginRequest, state: State) -> TokenPair:
     user = await accounts.find_user_by_email(state.pool, body.email.strip().lower())
-    if user is None or not verify_password(user.password_hash, body.password):
+    if not await verify_password_async(user.password_hash if user else None, body.password) or user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="wrong email or password")
     refresh = state.issuer.issue(str(user.id), "", "refresh")
     session_id = await accounts.open_session(state.pool, user.id, refresh.token_id, refresh.expires_at)
@@ -89,7 +91,7 @@ def _refresh_claims(state: AppState, token: str) -> tuple[uuid.UUID, uuid.UUID, 
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="invalid refresh token") from None
 
 
-@router.post("/auth/refresh")
+@router.post("/auth/refresh", responses=responses(400, 401, 422))
 async def refresh(body: RefreshRequest, state: State) -> TokenPair:
     user_id, session_id, old_jti = _refresh_claims(state, body.refresh_token)
     new = state.issuer.issue(str(user_id), str(session_id), "refresh")
@@ -100,14 +102,14 @@ async def refresh(body: RefreshRequest, state: State) -> TokenPair:
     return _pair(state, user_id, session_id, new.token_id)
 
 
-@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=responses(400, 401, 422))
 async def logout(body: RefreshRequest, state: State) -> Response:
     _, session_id, _ = _refresh_claims(state, body.refresh_token)
     await accounts.revoke_session(state.pool, session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/auth/me")
+@router.get("/auth/me", responses=responses(401))
 async def me(user: CurrentUser) -> UserOut:
     return _user_out(user)
 

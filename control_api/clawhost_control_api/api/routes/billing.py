@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from clawhost_api.customer import Customer
 from clawhost_api.tiers import TierName
 from clawhost_control_api.api.deps import CurrentUser, State
+from clawhost_control_api.api.errors import responses
 from clawhost_control_api.api.routes.agent import owned_customer
 
 router = APIRouter(tags=["billing"])
@@ -32,7 +33,9 @@ def stripe_client(state: State) -> stripe.StripeClient:
     )
 
 
-@router.post("/billing/checkout", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/billing/checkout", status_code=status.HTTP_201_CREATED, responses=responses(400, 401, 404, 409, 422, 502, 503)
+)
 async def create_checkout(body: CheckoutRequest, user: CurrentUser, state: State) -> SessionUrl:
     customer = Customer.model_validate(owned_customer(state, user))
     if customer.spec.billing.mode != "stripe":
@@ -62,7 +65,7 @@ async def create_checkout(body: CheckoutRequest, user: CurrentUser, state: State
     return SessionUrl(id=session.id, url=str(session.url))
 
 
-@router.post("/billing/portal", status_code=status.HTTP_201_CREATED)
+@router.post("/billing/portal", status_code=status.HTTP_201_CREATED, responses=responses(401, 404, 409, 502, 503))
 async def create_portal(user: CurrentUser, state: State) -> SessionUrl:
     customer = Customer.model_validate(owned_customer(state, user))
     billing = customer.status.billing

@@ -11,6 +11,7 @@ from clawhost_api.customer import Customer
 from clawhost_api.tiers import get_tier
 from clawhost_api.usage import usage_counter_key, usage_period
 from clawhost_control_api.api.deps import CurrentUser, State
+from clawhost_control_api.api.errors import responses
 from clawhost_control_api.api.routes.agent import owned_customer
 
 router = APIRouter(tags=["usage"])
@@ -30,7 +31,7 @@ class Usage(BaseModel):
     days: list[DayUsage]
 
 
-@router.get("/usage")
+@router.get("/usage", responses=responses(401, 404))
 async def read_usage(user: CurrentUser, state: State) -> Usage:
     customer = Customer.model_validate(owned_customer(state, user))
     period = usage_period(customer.status.billing)

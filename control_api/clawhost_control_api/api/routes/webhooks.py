@@ -6,18 +6,38 @@ import json
 import logging
 from typing import Any
 
+import httpx
 import stripe
 from fastapi import APIRouter, HTTPException, Request, status
 
 from clawhost_control_api.api.deps import Kube, State
+from clawhost_control_api.api.errors import responses
 from clawhost_control_api.billing.events import HANDLED
 from clawhost_control_api.billing.store import record_event, sync_customer
+from clawhost_control_api.kube.client import KubeError
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
 
 
-@router.post("/webhooks/stripe", include_in_schema=False)
+_SIGNED_EVENT = {
+    "parameters": [
+        {
+            "name": "Stripe-Signature",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "t=<unix time>,v1=<HMAC-SHA256 of '<t>.<body>' with the endpoint secret>",
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object", "description": "A Stripe event."}}},
+    },
+}
+
+
+@router.post("/webhooks/stripe", openapi_extra=_SIGNED_EVENT, responses=responses(400, 503))
 async def stripe_webhook(request: Request, state: State, kube: Kube) -> dict[str, Any]:
     payload = await request.body()
     signature = request.headers.get("stripe-signature", "")
@@ -38,11 +58,18 @@ async def stripe_webhook(request: Request, state: State, kube: Kube) -> dict[str
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="not a Stripe event")
     if event.get("type") not in HANDLED:
         return {"received": True, "handled": False}
-    stripe_customer = await record_event(state.pool, event)
-    if stripe_customer is None:
+    stripe_customer, handled = await record_event(state.pool, event)
+    if handled:
         return {"received": True, "duplicate": True}
     if stripe_customer:
         price_tiers = {price: tier for tier, price in settings.stripe_price_ids.items()}
-        await sync_customer(state.pool, kube, stripe_customer, price_tiers)  # type: ignore[arg-type]
+        try:
+            await sync_customer(state.pool, kube, stripe_customer, price_tiers)  # type: ignore[arg-type]
+        except (KubeError, httpx.HTTPError) as error:
+            # Kept but not handled: Stripe retries on a non-2xx, and the redelivery folds again.
+            log.warning("stripe event %s not applied yet: %s", event["id"], type(error).__name__)
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, detail="stored; applying it failed, retry"
+            ) from None
     log.info("stripe event %s %s handled", event["type"], event["id"])
     return {"received": True}
