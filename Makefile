@@ -7,9 +7,10 @@ UV ?= uv
 export UV_LINK_MODE := copy
 export DEBIAN_FRONTEND := noninteractive
 APT_PACKAGES := redis-server postgresql nix-bin
+BENCH_APT_PACKAGES := wrk
 PYTEST_ARGS ?=
 
-.PHONY: up down status test deps apt python binaries lint typecheck pytest unit crds bench-operator bench-proxy bench-control-api
+.PHONY: up down status test deps apt python binaries lint typecheck pytest unit crds bench-operator bench-proxy bench-control-api bench-apt
 
 up: deps ## start the local platform (cluster, Redis, PostgreSQL, CRDs) and print how to reach it
 	@echo "==> starting the local platform"
@@ -64,5 +65,11 @@ unit:
 crds: ## regenerate crds/customer.crd.yaml from crds/clawhost_api
 	$(UV) run --frozen python -m clawhost_api.crd > crds/customer.crd.yaml
 
-bench-control-api: deps ## dashboard read p50/p99/RPS at 100 concurrency with 1,000 Customers, vs. a naive API-server read
+bench-apt: ## Debian packages only the benchmarks use (load generators)
+	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(BENCH_APT_PACKAGES)"
+
+bench-operator: deps ## N Customers to Ready vs. a plain client's floor; steady-state writes and RSS (BENCH_ARGS="--customers 1000")
+	$(UV) run --frozen python tests/bench/bench_operator.py $(BENCH_ARGS)
+
+bench-control-api: deps bench-apt ## dashboard read p50/p99/RPS at 100 concurrency with 1,000 Customers, vs. a naive API-server read
 	$(UV) run --frozen python tests/bench/bench_control_api.py $(BENCH_ARGS)
