@@ -12,17 +12,20 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import yaml
 
 from clawhost_localcluster.build import BuildError, ensure_binaries
 from clawhost_localcluster.environment import Environment, local_environment
 from clawhost_localcluster.processes import ManagedProcess, StartupError, free_port, wait_until
+from clawhost_localcluster.stripe_mock import build_stripe_mock
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = Path(os.environ.get("CLAWHOST_RUN_DIR", str(REPO / ".run")))
 STATE_FILE = RUN_DIR / "state.json"
 PID_FILE = RUN_DIR / "supervisor.pid"
 LOG_FILE = RUN_DIR / "supervisor.log"
+LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"  # signs locally replayed Stripe events; not a real secret
 
 
 def _alive(pid: int) -> bool:
@@ -49,7 +52,12 @@ def _install_platform(env: Environment) -> None:
         env.cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
         print(f"[up] applied {crd.relative_to(REPO)}", flush=True)
     env.cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    for manifest in sorted((REPO / "operator" / "deploy").glob("*.yaml")):
+    manifests = [
+        *sorted((REPO / "operator" / "deploy").glob("*.yaml")),
+        *sorted((REPO / "control_api" / "deploy").glob("*.yaml")),
+        *sorted((REPO / "proxy" / "deploy").glob("rbac*.yaml")),
+    ]
+    for manifest in manifests:
         if "deployment" not in manifest.name:
             env.cluster.kubectl("apply", "-f", str(manifest))
             print(f"[up] applied {manifest.relative_to(REPO)}", flush=True)
@@ -66,6 +74,59 @@ def _service_account_kubeconfig(env: Environment, namespace: str, account: str) 
     path.write_text(json.dumps(config))
     path.chmod(0o600)
     return path
+
+
+def _jwt_keys(directory: Path) -> tuple[Path, Path]:
+    """A fresh RS256 key pair for this local run (production mounts its own from a Secret)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private, public = directory / "jwt.key", directory / "jwt.pub"
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    private.chmod(0o600)
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return private, public
+
+
+def _wait_http(name: str, url: str, process: ManagedProcess, timeout: float = 60) -> None:
+    def answers() -> bool:
+        return httpx.get(url, timeout=2).status_code == 200
+
+    wait_until(name, answers, timeout, process)
+
+
+def _start_control_api(env: Environment, stripe_url: str) -> tuple[ManagedProcess, str]:
+    private, public = _jwt_keys(env.workdir)
+    port = free_port()
+    api = ManagedProcess(
+        "control-api",
+        [sys.executable, "-m", "clawhost_control_api"],
+        env.workdir / "control-api.log",
+        env=dict(
+            os.environ,
+            CLAWHOST_API_DATABASE_URL=env.postgres.dsn,
+            CLAWHOST_API_REDIS_URL=env.redis.url,
+            CLAWHOST_API_JWT_PRIVATE_KEY_FILE=str(private),
+            CLAWHOST_API_JWT_PUBLIC_KEY_FILE=str(public),
+            CLAWHOST_API_KUBECONFIG=str(_service_account_kubeconfig(env, "platform", "clawhost-control-api")),
+            CLAWHOST_API_STRIPE_API_KEY="sk_test_local",
+            CLAWHOST_API_STRIPE_API_BASE=stripe_url,
+            CLAWHOST_API_STRIPE_WEBHOOK_SECRET=LOCAL_WEBHOOK_SECRET,
+            CLAWHOST_API_STRIPE_PRICE_IDS=json.dumps({t: f"price_local_{t}" for t in ("starter", "pro", "team")}),
+            CLAWHOST_API_PUBLIC_URL=f"http://127.0.0.1:{port}",
+            CLAWHOST_API_HOST="127.0.0.1",
+            CLAWHOST_API_PORT=str(port),
+        ),
+    )
+    api.start()
+    _wait_http("the control API", f"http://127.0.0.1:{port}/.well-known/jwks.json", api)
+    print("[up] control API running", flush=True)
+    return api, f"http://127.0.0.1:{port}  (OpenAPI: /docs; log {env.workdir / 'control-api.log'})"
 
 
 def _start_services(env: Environment) -> tuple[list[ManagedProcess], dict[str, str]]:
@@ -89,10 +150,30 @@ def _start_services(env: Environment) -> tuple[list[ManagedProcess], dict[str, s
 
     wait_until("the operator's liveness endpoint", healthy, 60, operator)
     print("[up] operator running", flush=True)
-    return [operator], {
+    stripe = _start_stripe_mock(env)
+    api, api_description = _start_control_api(env, stripe[1])
+    return [operator, stripe[0], api], {
         "operator": f"metrics http://127.0.0.1:{metrics}/metrics, health http://127.0.0.1:{health}/healthz, "
         f"log {env.workdir / 'operator.log'}",
+        "stripe": f"{stripe[1]} (stripe-mock; webhook secret {LOCAL_WEBHOOK_SECRET})",
+        "control_api": api_description,
     }
+
+
+def _start_stripe_mock(env: Environment) -> tuple[ManagedProcess, str]:
+    print("[up] ensuring stripe-mock (Stripe's API double; built once from its Go module)", flush=True)
+    binary = build_stripe_mock()
+    port = free_port()
+    mock = ManagedProcess("stripe-mock", [str(binary), "-http-port", str(port)], env.workdir / "stripe-mock.log")
+    mock.start()
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        headers = {"Authorization": "Bearer sk_test_local"}
+        return httpx.get(f"{url}/v1/customers", headers=headers, timeout=2).status_code == 200
+
+    wait_until("stripe-mock", answers, 60, mock)
+    return mock, url
 
 
 def _describe(state: dict[str, str]) -> str:
@@ -102,6 +183,8 @@ def _describe(state: dict[str, str]) -> str:
             f"  kubeconfig   export KUBECONFIG={state['kubeconfig']}",
             f"  kubectl      {state['kubectl']}",
             f"  operator     {state.get('operator', 'not started')}",
+            f"  control API  {state.get('control_api', 'not started')}",
+            f"  stripe       {state.get('stripe', 'not started')}",
             f"  redis        {state['redis_url']}",
             f"  postgres     {state['postgres_dsn']}",
             f"  logs         {state['workdir']}/cluster/logs  (supervisor: {LOG_FILE})",

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+
+from clawhost_localcluster.waiting import eventually
 
 pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[2]
@@ -62,6 +65,24 @@ def test_up_twice_then_down(cluster: object, tmp_path: Path) -> None:
         ready = kubectl("wait", "--for=condition=Ready", "customer/alice", "--timeout=90s")
         assert ready.returncode == 0, ready.stderr
         assert _cli(run_dir, "status").returncode == 0
+
+        # The control API `up` started: a user signs up, asks for an agent, and reads what the operator made of it.
+        api_url = next(line.split()[2] for line in first.stdout.splitlines() if line.strip().startswith("control API"))
+        credentials = {"email": "ada@example.com", "password": "a long enough passphrase"}
+        assert httpx.post(f"{api_url}/auth/signup", json=credentials, timeout=30).status_code == 201
+        login = httpx.post(f"{api_url}/auth/login", json=credentials, timeout=30)
+        assert login.status_code == 200, login.text
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        agent = {"tier": "starter", "bot_token": "123456:" + "x" * 35, "allowed_user_ids": [42]}
+        created = httpx.post(f"{api_url}/agent", json=agent, headers=auth, timeout=30)
+        assert created.status_code == 201, created.text
+
+        def awaiting_payment() -> bool:
+            view = httpx.get(f"{api_url}/agent", headers=auth, timeout=10).json()
+            return bool(view.get("phase") == "AwaitingPayment" and view.get("reason") == "AwaitingPayment")
+
+        # Stripe-billed and not paid yet: the operator reports it, the API's watch-fed cache shows it.
+        eventually(awaiting_payment, timeout=60, what="the new agent to await payment")
     finally:
         down = _cli(run_dir, "down")
     assert down.returncode == 0
