@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, cast
 
 import kopf
@@ -83,11 +83,13 @@ _KEPT_METADATA = (
 _READINESS_FIELDS = ("observedGeneration", "readyReplicas", "updatedReplicas", "replicas")
 
 
-def _trimmed(body: kopf.Body, status: str = "all") -> dict[str, Any]:
-    """What reconciles read, without managedFields and the like: the indexes hold every object, so size counts.
+def _packed(body: kopf.Body, status: str = "all") -> bytes:
+    """What reconciles read, as compact JSON: the indexes hold every object of 1,000s of customers.
 
-    `status`: "all" keeps it (Customers), "readiness" keeps the Deployment fields readiness is judged by,
-    "none" drops it (children whose status no reconcile reads: namespace phase, quota usage).
+    Without managedFields and the like. `status`: "all" keeps it (Customers), "readiness" keeps the Deployment
+    fields readiness is judged by, "none" drops it (children whose status no reconcile reads: namespace phase,
+    quota usage). One bytes object instead of a tree of small dicts: ~6x smaller, and one allocation that does
+    not pin the heap pages the burst's transient event objects lived on.
     """
     kept = {key: value for key, value in body.items() if key not in ("metadata", "status")}
     kept["metadata"] = {key: body["metadata"][key] for key in _KEPT_METADATA if key in body["metadata"]}
@@ -96,40 +98,49 @@ def _trimmed(body: kopf.Body, status: str = "all") -> dict[str, Any]:
         kept["status"] = dict(live_status)
     elif status == "readiness":
         kept["status"] = {key: live_status[key] for key in _READINESS_FIELDS if key in live_status}
-    return kept
+    return json.dumps(kept, separators=(",", ":")).encode()
 
 
-def _by_customer(labels: kopf.Labels, body: kopf.Body, status: str = "none") -> dict[str, dict[str, Any]]:
-    return {labels[LABEL_CUSTOMER]: _trimmed(body, status)}
+def _by_customer(labels: kopf.Labels, body: kopf.Body, status: str = "none") -> dict[str, bytes]:
+    return {labels[LABEL_CUSTOMER]: _packed(body, status)}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def customers_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return {name: _trimmed(body)}
+def customers_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, bytes]:
+    return {name: _packed(body)}
+
+
+def _bot_secret_name(spec: kopf.Spec | dict[str, Any]) -> str:
+    return str(((spec.get("telegram") or {}).get("botTokenSecretRef") or {}).get("name", ""))
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def customers_by_bot_secret_idx(name: str, spec: kopf.Spec, **_: Any) -> dict[str, str]:
+    return {_bot_secret_name(spec): name}
 
 
 @kopf.index("namespaces", labels=OURS)
-def namespaces_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+def namespaces_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
     return _by_customer(labels, body)
 
 
 @kopf.index("secrets", labels=OURS)
-def secrets_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+def secrets_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
     return _by_customer(labels, body)
 
 
 @kopf.index("resourcequotas", labels=OURS)
-def quotas_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+def quotas_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
     return _by_customer(labels, body)
 
 
 @kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=OURS)
-def policies_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+def policies_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
     return _by_customer(labels, body)
 
 
 @kopf.index("apps", "v1", "deployments", labels=OURS)
-def deployments_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+def deployments_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
     return _by_customer(labels, body, status="readiness")
 
 
@@ -138,18 +149,15 @@ def _is_bot_secret(namespace: str | None, **_: Any) -> bool:
 
 
 @kopf.index("secrets", when=_is_bot_secret)
-def bot_secrets_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return {name: _trimmed(body, status="none")}
+def bot_secrets_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, bytes]:
+    return {name: _packed(body, status="none")}
 
 
-def _first(index: kopf.Index[str, dict[str, Any]], key: str) -> dict[str, Any] | None:
+def _first(index: kopf.Index[str, bytes], key: str) -> dict[str, Any] | None:
     for item in index.get(key) or ():
-        return item
+        unpacked: dict[str, Any] = json.loads(item)
+        return unpacked
     return None
-
-
-def _plain(body: dict[str, Any] | None) -> dict[str, Any] | None:
-    return body
 
 
 def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> None:
@@ -164,15 +172,14 @@ def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> None:
         customer = _first(indexes["customers_idx"], name)
         if customer is None:
             return
-        ref = ((customer.get("spec") or {}).get("telegram") or {}).get("botTokenSecretRef") or {}
         view = LiveView(
-            customer=dict(customer),
-            namespace=_plain(_first(indexes["namespaces_idx"], name)),
-            secret=_plain(_first(indexes["secrets_idx"], name)),
-            quota=_plain(_first(indexes["quotas_idx"], name)),
-            policy=_plain(_first(indexes["policies_idx"], name)),
-            deployment=_plain(_first(indexes["deployments_idx"], name)),
-            bot_secret=_plain(_first(indexes["bot_secrets_idx"], str(ref.get("name", "")))),
+            customer=customer,
+            namespace=_first(indexes["namespaces_idx"], name),
+            secret=_first(indexes["secrets_idx"], name),
+            quota=_first(indexes["quotas_idx"], name),
+            policy=_first(indexes["policies_idx"], name),
+            deployment=_first(indexes["deployments_idx"], name),
+            bot_secret=_first(indexes["bot_secrets_idx"], _bot_secret_name(customer.get("spec") or {})),
         )
 
         def emit(kind: str, reason: str, message: str) -> None:
@@ -198,14 +205,6 @@ def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> None:
         finally:
             RECONCILE_SECONDS.observe(time.perf_counter() - started)
         RECONCILES.labels(trigger, "ok").inc()
-
-
-def _customers_referencing(secret_name: str, customers: kopf.Index[str, dict[str, Any]]) -> Iterator[str]:
-    for name, store in customers.items():
-        for body in store:
-            ref = ((body.get("spec") or {}).get("telegram") or {}).get("botTokenSecretRef") or {}
-            if ref.get("name") == secret_name:
-                yield name
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -263,7 +262,7 @@ kopf.on.event("apps", "v1", "deployments", labels=OURS, id="on_deployment")(_chi
 
 @kopf.on.event("secrets", when=_is_bot_secret)
 def on_bot_secret(name: str, **kwargs: Any) -> None:
-    for customer in list(_customers_referencing(name, kwargs["customers_idx"])):
+    for customer in list(kwargs["customers_by_bot_secret_idx"].get(name) or ()):
         reconcile_named(customer, "bot-secret", kwargs)
 
 
