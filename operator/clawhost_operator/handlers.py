@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 import kopf
@@ -20,9 +21,10 @@ from clawhost_api.customer import GROUP, LABEL_CUSTOMER, LABEL_MANAGED_BY, PLURA
 from clawhost_operator.children import MANAGER
 from clawhost_operator.kube_writer import KubeWriter
 from clawhost_operator.memory import start_trimmer
-from clawhost_operator.metrics import ERRORS, IGNORED_EVENTS, RECONCILE_SECONDS, RECONCILES
+from clawhost_operator.metrics import ERRORS, IGNORED_EVENTS, QUEUE_DEPTH, RECONCILE_SECONDS, RECONCILES
 from clawhost_operator.reconcile import LiveView, Reconciler
 from clawhost_operator.settings import OperatorSettings
+from clawhost_operator.workqueue import WorkQueue
 
 logger = logging.getLogger("clawhost.operator")
 
@@ -30,14 +32,10 @@ SETTINGS = OperatorSettings()
 OURS: dict[str, str | MetaFilterToken] = {LABEL_MANAGED_BY: MANAGER, LABEL_CUSTOMER: kopf.PRESENT}
 _state: dict[str, Reconciler] = {}
 _indexes: dict[str, Any] = {}
+_kopf_context: list[contextvars.Context] = []
+_queue = WorkQueue()
 _stop_resync = threading.Event()
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-def _lock_for(name: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(name, threading.Lock())
+RETRY_SECONDS = 2.0
 
 
 @kopf.on.startup()
@@ -61,6 +59,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     _state["reconciler"] = Reconciler(SETTINGS, KubeWriter(kubernetes.client.ApiClient(configuration)))
     start_http_server(SETTINGS.metrics_port)
     _stop_resync.clear()
+    QUEUE_DEPTH.set_function(_queue.depth)
+    _queue.start_workers(SETTINGS.workers, _work)
     threading.Thread(target=_resync_loop, args=(_stop_resync,), name="resync", daemon=True).start()
     start_trimmer(SETTINGS.memory_trim_seconds, _stop_resync)
     logger.info("operator configured", extra={"metrics_port": SETTINGS.metrics_port})
@@ -106,7 +106,7 @@ def _by_customer(labels: kopf.Labels, body: kopf.Body, status: str = "none") -> 
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def customers_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, bytes]:
+async def customers_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, bytes]:
     return {name: _packed(body)}
 
 
@@ -115,32 +115,32 @@ def _bot_secret_name(spec: kopf.Spec | dict[str, Any]) -> str:
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def customers_by_bot_secret_idx(name: str, spec: kopf.Spec, **_: Any) -> dict[str, str]:
+async def customers_by_bot_secret_idx(name: str, spec: kopf.Spec, **_: Any) -> dict[str, str]:
     return {_bot_secret_name(spec): name}
 
 
 @kopf.index("namespaces", labels=OURS)
-def namespaces_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
+async def namespaces_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
     return _by_customer(labels, body)
 
 
 @kopf.index("secrets", labels=OURS)
-def secrets_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
+async def secrets_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
     return _by_customer(labels, body)
 
 
 @kopf.index("resourcequotas", labels=OURS)
-def quotas_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
+async def quotas_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
     return _by_customer(labels, body)
 
 
 @kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=OURS)
-def policies_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
+async def policies_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
     return _by_customer(labels, body)
 
 
 @kopf.index("apps", "v1", "deployments", labels=OURS)
-def deployments_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
+async def deployments_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
     return _by_customer(labels, body, status="readiness")
 
 
@@ -149,7 +149,7 @@ def _is_bot_secret(namespace: str | None, **_: Any) -> bool:
 
 
 @kopf.index("secrets", when=_is_bot_secret)
-def bot_secrets_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, bytes]:
+async def bot_secrets_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, bytes]:
     return {name: _packed(body, status="none")}
 
 
@@ -160,57 +160,71 @@ def _first(index: kopf.Index[str, bytes], key: str) -> dict[str, Any] | None:
     return None
 
 
-def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> None:
-    """Build the live view from the indexes and reconcile; serialised per customer."""
+def _capture(kwargs: dict[str, Any]) -> None:
+    """kopf hands its (live, self-updating) indexes only to handlers, and Events need its context: keep both."""
     if not _indexes:
-        # kopf hands its (live, self-updating) indexes only to handlers; keep them for the resync thread.
-        _indexes.update({key: value for key, value in indexes.items() if key.endswith("_idx")})
+        _kopf_context.append(contextvars.copy_context())
+        _indexes.update({key: value for key, value in kwargs.items() if key.endswith("_idx")})
+
+
+def _work(name: str, trigger: str) -> None:
+    """One queued reconcile on a worker thread; a failed one is queued again after a pause."""
+    if not _kopf_context:
+        return
+    if not _kopf_context[0].copy().run(reconcile_named, name, trigger, _indexes):
+        _queue.add_after(name, "retry", RETRY_SECONDS)
+
+
+def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> bool:
+    """Build the live view from the indexes and reconcile. False when it failed and should be retried.
+
+    The work queue guarantees one worker per customer at a time.
+    """
     reconciler = _state.get("reconciler")
     if reconciler is None:
-        return
-    with _lock_for(name):
-        customer = _first(indexes["customers_idx"], name)
-        if customer is None:
-            return
-        view = LiveView(
-            customer=customer,
-            namespace=_first(indexes["namespaces_idx"], name),
-            secret=_first(indexes["secrets_idx"], name),
-            quota=_first(indexes["quotas_idx"], name),
-            policy=_first(indexes["policies_idx"], name),
-            deployment=_first(indexes["deployments_idx"], name),
-            bot_secret=_first(indexes["bot_secrets_idx"], _bot_secret_name(customer.get("spec") or {})),
-        )
+        return True
+    customer = _first(indexes["customers_idx"], name)
+    if customer is None:
+        return True
+    view = LiveView(
+        customer=customer,
+        namespace=_first(indexes["namespaces_idx"], name),
+        secret=_first(indexes["secrets_idx"], name),
+        quota=_first(indexes["quotas_idx"], name),
+        policy=_first(indexes["policies_idx"], name),
+        deployment=_first(indexes["deployments_idx"], name),
+        bot_secret=_first(indexes["bot_secrets_idx"], _bot_secret_name(customer.get("spec") or {})),
+    )
 
-        def emit(kind: str, reason: str, message: str) -> None:
-            kopf.event(kopf.Body(cast(RawBody, customer)), type=kind, reason=reason, message=message)
+    def emit(kind: str, reason: str, message: str) -> None:
+        kopf.event(kopf.Body(cast(RawBody, customer)), type=kind, reason=reason, message=message)
 
-        started = time.perf_counter()
-        try:
-            reconciler.reconcile(view, emit)
-        except kubernetes.client.ApiException as error:
-            ERRORS.labels("api").inc()
-            RECONCILES.labels(trigger, "error").inc()
-            # Conflicts mean our view lagged behind a write; the watch event that follows re-triggers us.
-            level = logging.DEBUG if error.status == 409 else logging.WARNING
-            logger.log(
-                level, "reconcile failed", extra={"customer": name, "status": error.status, "reason": error.reason}
-            )
-            return
-        except Exception:
-            ERRORS.labels("internal").inc()
-            RECONCILES.labels(trigger, "error").inc()
-            logger.exception("reconcile crashed", extra={"customer": name})
-            return
-        finally:
-            RECONCILE_SECONDS.observe(time.perf_counter() - started)
-        RECONCILES.labels(trigger, "ok").inc()
+    started = time.perf_counter()
+    try:
+        reconciler.reconcile(view, emit)
+    except kubernetes.client.ApiException as error:
+        ERRORS.labels("api").inc()
+        RECONCILES.labels(trigger, "error").inc()
+        # Conflicts mean our view lagged behind a write; the watch event that follows re-triggers us.
+        level = logging.DEBUG if error.status == 409 else logging.WARNING
+        logger.log(level, "reconcile failed", extra={"customer": name, "status": error.status, "reason": error.reason})
+        return False
+    except Exception:
+        ERRORS.labels("internal").inc()
+        RECONCILES.labels(trigger, "error").inc()
+        logger.exception("reconcile crashed", extra={"customer": name})
+        return False
+    finally:
+        RECONCILE_SECONDS.observe(time.perf_counter() - started)
+    RECONCILES.labels(trigger, "ok").inc()
+    return True
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def on_customer(name: str, type: str | None, **kwargs: Any) -> None:
+async def on_customer(name: str, type: str | None, **kwargs: Any) -> None:
+    _capture(kwargs)
     if type != "DELETED":
-        reconcile_named(name, "customer", kwargs)
+        _queue.add(name, "customer")
 
 
 _fingerprints: dict[tuple[str, str], bytes] = {}
@@ -241,13 +255,14 @@ def _changed(kind: str, customer: str, type_: str | None, body: kopf.Body) -> bo
     return not (type_ == "MODIFIED" and previous == fingerprint)
 
 
-def _child_handler(kind: str) -> Callable[..., None]:
-    def handler(labels: kopf.Labels, type: str | None, body: kopf.Body, **kwargs: Any) -> None:
+def _child_handler(kind: str) -> Callable[..., Coroutine[Any, Any, None]]:
+    async def handler(labels: kopf.Labels, type: str | None, body: kopf.Body, **kwargs: Any) -> None:
+        _capture(kwargs)
         customer = labels[LABEL_CUSTOMER]
         if not _changed(kind, customer, type, body):
             IGNORED_EVENTS.labels(kind).inc()
             return
-        reconcile_named(customer, kind, kwargs)
+        _queue.add(customer, kind)
 
     handler.__name__ = f"on_{kind}"
     return handler
@@ -261,9 +276,10 @@ kopf.on.event("apps", "v1", "deployments", labels=OURS, id="on_deployment")(_chi
 
 
 @kopf.on.event("secrets", when=_is_bot_secret)
-def on_bot_secret(name: str, **kwargs: Any) -> None:
+async def on_bot_secret(name: str, **kwargs: Any) -> None:
+    _capture(kwargs)
     for customer in list(kwargs["customers_by_bot_secret_idx"].get(name) or ()):
-        reconcile_named(customer, "bot-secret", kwargs)
+        _queue.add(customer, "bot-secret")
 
 
 def _resync_loop(stop: threading.Event) -> None:
@@ -282,9 +298,10 @@ def _resync_loop(stop: threading.Event) -> None:
         for name in names:
             if stop.wait(pause):
                 return
-            reconcile_named(name, "resync", _indexes)
+            _queue.add(name, "resync")
 
 
 @kopf.on.cleanup()
 def stop_resync(**_: Any) -> None:
     _stop_resync.set()
+    _queue.close()

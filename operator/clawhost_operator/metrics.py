@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter("clawhost_operator_reconciles_total", "Reconciles of a Customer", ["trigger", "result"])
 RECONCILE_SECONDS = Histogram(
@@ -18,3 +18,4 @@ TRANSITIONS = Counter("clawhost_operator_transitions_total", "Customer phase tra
 IGNORED_EVENTS = Counter(
     "clawhost_operator_ignored_events_total", "Child updates that changed nothing a reconcile reads", ["kind"]
 )
+QUEUE_DEPTH = Gauge("clawhost_operator_queue_depth", "Customers waiting for a reconcile")

@@ -308,3 +308,21 @@ def test_steady_state_makes_no_writes(operator: OperatorProcess, customers: Cust
     )
     assert versions() == before, "no child was written"
     assert customers.get(name)["status"] == status_before, "no status churn"
+
+
+def test_transitions_are_recorded_as_events(operator: OperatorProcess, customers: CustomerFactory) -> None:
+    name = customers.create()
+    customers.wait_ready(name)
+
+    def reasons() -> set[str]:
+        listing = get_json(
+            customers.cluster,
+            "events",
+            "-A",
+            "--field-selector",
+            f"involvedObject.kind=Customer,involvedObject.name={name}",
+        )
+        return {item["reason"] for item in (listing or {}).get("items", [])}
+
+    # Posted from the reconcile workers through kopf's poster: None -> Provisioning -> Running.
+    eventually(lambda: {"Provisioning", "Running"} <= reasons(), timeout=30, what="both transition Events")

@@ -1,0 +1,64 @@
+"""The operator's work queue: de-duplication, one worker per customer, re-queue of work marked while in progress."""
+
+from __future__ import annotations
+
+import threading
+
+from clawhost_localcluster.waiting import eventually
+from clawhost_operator.workqueue import WorkQueue
+
+
+def test_marks_while_queued_collapse_into_one() -> None:
+    queue = WorkQueue()
+    for trigger in ("customer", "deployment", "secret"):
+        queue.add("a", trigger)
+    queue.add("b", "customer")
+    assert queue.depth() == 2
+    assert queue.get() == ("a", "customer")
+    assert queue.get() == ("b", "customer")
+    assert queue.depth() == 0
+
+
+def test_a_mark_while_in_progress_runs_again_after_done() -> None:
+    queue = WorkQueue()
+    queue.add("a", "customer")
+    assert queue.get() == ("a", "customer")
+    queue.add("a", "deployment")  # arrives while "a" is being reconciled: must not start a second worker on it
+    queue.add("a", "secret")
+    assert queue.depth() == 0
+    queue.done("a")
+    assert queue.get() == ("a", "deployment")
+    queue.done("a")
+    assert queue.depth() == 0
+
+
+def test_workers_never_run_one_customer_twice_at_once_and_close_stops_them() -> None:
+    queue = WorkQueue()
+    running: set[str] = set()
+    overlaps: list[str] = []
+    counts: dict[str, int] = {}
+    guard = threading.Lock()
+    release = threading.Event()
+
+    def work(name: str, _trigger: str) -> None:
+        with guard:
+            if name in running:
+                overlaps.append(name)
+            running.add(name)
+            counts[name] = counts.get(name, 0) + 1
+        release.wait(5)
+        with guard:
+            running.discard(name)
+
+    queue.start_workers(4, work)
+    for _ in range(50):
+        for name in ("a", "b"):
+            queue.add(name, "customer")
+    eventually(lambda: counts.get("a") == 1 and counts.get("b") == 1, timeout=5, what="both customers started")
+    release.set()
+    eventually(lambda: queue.depth() == 0 and not running, timeout=5, what="the queue to drain")
+    assert overlaps == []
+    assert counts["a"] <= 2
+    assert counts["b"] <= 2
+    queue.close()
+    assert queue.get() is None
