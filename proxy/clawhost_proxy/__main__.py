@@ -2,17 +2,62 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import threading
 
 import kubernetes
 import redis.asyncio as aioredis
+import uvloop
 from aiohttp import web
 
 from clawhost_proxy.app import Proxy
 from clawhost_proxy.directory import TokenDirectory, watch_customers
+from clawhost_proxy.ledger import LedgerFlusher
 from clawhost_proxy.limits import TokenLimiter
 from clawhost_proxy.settings import ProxySettings
+
+logger = logging.getLogger("clawhost.proxy")
+
+
+def build(settings: ProxySettings, directory: TokenDirectory) -> Proxy:
+    """The proxy's application wired to Redis (limits, ledger buffer) and, when configured, PostgreSQL."""
+    # Requests wait (up to 5 s) for a pooled connection instead of failing under bursts.
+    pool = aioredis.BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
+    limiter = TokenLimiter(aioredis.Redis(connection_pool=pool), settings.ledger_stream)
+    flusher = None
+    if settings.postgres_dsn is not None:
+        flusher = LedgerFlusher(
+            # Its own connection: a blocking XREADGROUP never holds one of the request path's.
+            aioredis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
+            settings.postgres_dsn.get_secret_value(),
+            stream=settings.ledger_stream,
+            group=settings.ledger_group,
+            consumer=settings.consumer_name(),
+            batch_size=settings.ledger_batch_size,
+            linger_seconds=settings.ledger_linger_seconds,
+            claim_idle_seconds=settings.ledger_claim_idle_seconds,
+            create_table=settings.ledger_create_table,
+        )
+    else:
+        logger.warning("no CLAWHOST_PROXY_POSTGRES_DSN: ledger rows stay buffered in Redis")
+    return Proxy(settings, directory, limiter, flusher)
+
+
+async def serve(settings: ProxySettings, directory: TokenDirectory) -> None:
+    runner = web.AppRunner(build(settings, directory).application(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port, backlog=1024).start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    logger.info("serving on %s:%d", settings.host, settings.port)
+    try:
+        await stopping.wait()
+    finally:
+        await runner.cleanup()
 
 
 def main() -> None:
@@ -30,17 +75,8 @@ def main() -> None:
         name="customer-watch",
         daemon=True,
     ).start()
-    # Requests wait (up to 5 s) for a pooled connection instead of failing under bursts.
-    pool = aioredis.BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
-    limiter = TokenLimiter(aioredis.Redis(connection_pool=pool))
     try:
-        web.run_app(
-            Proxy(settings, directory, limiter).application(),
-            host=settings.host,
-            port=settings.port,
-            access_log=None,
-            print=None,
-        )
+        uvloop.run(serve(settings, directory))
     finally:
         stop.set()
 

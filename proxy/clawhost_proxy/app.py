@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from redis.exceptions import RedisError
@@ -18,6 +20,7 @@ from redis.exceptions import RedisError
 from clawhost_api.tiers import get_tier
 from clawhost_proxy.directory import CustomerAuth, TokenDirectory
 from clawhost_proxy.errors import openai_error
+from clawhost_proxy.ledger import LedgerEntry, LedgerFlusher
 from clawhost_proxy.limits import Reservation, TokenLimiter
 from clawhost_proxy.settings import ProxySettings
 
@@ -29,6 +32,8 @@ BLOCKED = Counter("clawhost_proxy_blocked_total", "Requests refused by the proxy
 UPSTREAM_ERRORS = Counter("clawhost_proxy_upstream_errors_total", "Upstream failures", ["kind"])
 WARNING_HEADER = "X-Clawhost-Usage-Warning"
 PER_MESSAGE_OVERHEAD = 16  # chat-template tokens per message, on top of the byte bound
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 @dataclass
@@ -73,13 +78,22 @@ def _usage_of(chunk: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class Proxy:
-    def __init__(self, settings: ProxySettings, directory: TokenDirectory, limiter: TokenLimiter) -> None:
+    def __init__(
+        self,
+        settings: ProxySettings,
+        directory: TokenDirectory,
+        limiter: TokenLimiter,
+        flusher: LedgerFlusher | None = None,
+    ) -> None:
         self.settings = settings
         self.directory = directory
         self.limiter = limiter
+        self.flusher = flusher
+        self._flusher_task: asyncio.Task[None] | None = None
         self.rates = RateLimiter(settings.requests_per_second)
         self.session: aiohttp.ClientSession | None = None
-        self._api_key = settings.api_key()
+        self._upstream_headers = {"Authorization": f"Bearer {settings.api_key()}", "Content-Type": "application/json"}
+        self._chat_url = f"{settings.upstream_base_url}/chat/completions"
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes, middlewares=[json_errors])
@@ -98,9 +112,18 @@ class Proxy:
             sock_connect=self.settings.upstream_connect_timeout_seconds,
             sock_read=self.settings.upstream_timeout_seconds,
         )
-        self.session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0))
+        self.session = aiohttp.ClientSession(
+            timeout=timeout,
+            connector=aiohttp.TCPConnector(limit=0),
+            json_serialize=lambda value: orjson.dumps(value).decode(),
+        )
+        if self.flusher is not None:
+            self._flusher_task = asyncio.create_task(self.flusher.run(), name="ledger-flusher")
 
     async def _close(self, _: web.Application) -> None:
+        if self._flusher_task is not None:
+            self._flusher_task.cancel()
+            await asyncio.gather(self._flusher_task, return_exceptions=True)
         if self.session is not None:
             await self.session.close()
 
@@ -130,9 +153,6 @@ class Proxy:
             )
         return customer
 
-    def _upstream_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"}
-
     async def models(self, request: web.Request) -> web.Response:
         auth = self._authenticate(request)
         if isinstance(auth, web.Response):
@@ -140,7 +160,7 @@ class Proxy:
         assert self.session is not None
         try:
             async with self.session.get(
-                f"{self.settings.upstream_base_url}/models", headers=self._upstream_headers()
+                f"{self.settings.upstream_base_url}/models", headers=self._upstream_headers
             ) as upstream:
                 return web.Response(status=upstream.status, body=await upstream.read(), content_type="application/json")
         except (aiohttp.ClientConnectionError, TimeoutError):
@@ -149,6 +169,14 @@ class Proxy:
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
+        supplied = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+        response = await self._chat(request, request_id, started)
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+
+    async def _chat(self, request: web.Request, request_id: str, started: float) -> web.StreamResponse:
         auth = self._authenticate(request)
         if isinstance(auth, web.Response):
             return auth
@@ -157,8 +185,8 @@ class Proxy:
             return openai_error(429, "too many requests per second", "clawhost_rate_limit", "rate_limit_exceeded")
         raw = await request.read()
         try:
-            body = json.loads(raw)
-        except ValueError:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
             return openai_error(400, "request body is not valid JSON", "invalid_request_error", "invalid_json")
         problem = _validate(body)
         if problem:
@@ -192,72 +220,110 @@ class Proxy:
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if stream:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        call = _Call(
+            auth, str(body["model"]), f"{auth.name}/{request_id}", request_id, started, time.time(), reservation
+        )
         try:
             if stream:
-                return await self._stream(request, auth, body, reservation, wants_usage)
-            return await self._complete(auth, body, reservation)
+                return await self._stream(request, call, body, wants_usage)
+            return await self._complete(call, body)
         finally:
-            DURATION.labels("chat", str(stream).lower()).observe(time.perf_counter() - started)
+            DURATION.labels("chat", "true" if stream else "false").observe(time.perf_counter() - started)
 
     def _warning(self, used: int, limit: int) -> dict[str, str]:
         if used >= 0.9 * limit:
             return {WARNING_HEADER: f"{min(100, used * 100 // limit)}% of this month's tokens used"}
         return {}
 
-    def _meter(self, auth: CustomerAuth, model: str, prompt: int, completion: int) -> None:
-        TOKENS.labels(auth.name, auth.tier, model, "prompt").inc(prompt)
-        TOKENS.labels(auth.name, auth.tier, model, "completion").inc(completion)
+    async def _settle(
+        self, call: _Call, status: int, prompt: int = 0, completion: int = 0, estimated: bool = False
+    ) -> int:
+        """Correct the usage counter and append the ledger row (one Redis call); meter the tokens."""
+        entry = LedgerEntry(
+            call.ledger_id,
+            call.auth.name,
+            call.auth.tier,
+            call.model,
+            prompt,
+            completion,
+            int((time.perf_counter() - call.started) * 1000),
+            status,
+            estimated,
+            int(call.wall_started * 1000),
+        )
+        used = await self.limiter.settle(call.reservation, prompt + completion, entry)
+        if prompt or completion:
+            TOKENS.labels(call.auth.name, call.auth.tier, call.model, "prompt").inc(prompt)
+            TOKENS.labels(call.auth.name, call.auth.tier, call.model, "completion").inc(completion)
+        if self.settings.log_requests:
+            # Ids, counts and timings only: never prompts, completions or tokens.
+            logger.info(
+                "request_id=%s customer=%s model=%s status=%d prompt_tokens=%d completion_tokens=%d latency_ms=%d",
+                call.request_id,
+                call.auth.name,
+                call.model,
+                status,
+                prompt,
+                completion,
+                entry.latency_ms,
+            )
+        return used
 
-    async def _complete(self, auth: CustomerAuth, body: dict[str, Any], reservation: Reservation) -> web.Response:
+    async def _complete(self, call: _Call, body: dict[str, Any]) -> web.Response:
         assert self.session is not None
         try:
             async with self.session.post(
-                f"{self.settings.upstream_base_url}/chat/completions", json=body, headers=self._upstream_headers()
+                self._chat_url, data=orjson.dumps(body), headers=self._upstream_headers
             ) as upstream:
                 payload = await upstream.read()
                 status = upstream.status
         except TimeoutError:
-            await self.limiter.settle(reservation, 0)
+            await self._settle(call, 504)
             UPSTREAM_ERRORS.labels("timeout").inc()
             return openai_error(504, "the model service timed out", "clawhost_upstream_timeout")
         except aiohttp.ClientError:
-            await self.limiter.settle(reservation, 0)
+            await self._settle(call, 503)
             UPSTREAM_ERRORS.labels("connect").inc()
             return openai_error(503, "the model service is unavailable", "clawhost_upstream_unavailable")
         if status != 200:
-            await self.limiter.settle(reservation, 0)
+            await self._settle(call, status)
             UPSTREAM_ERRORS.labels(str(status)).inc()
             # Passed on as is: an upstream 429 keeps the upstream's own error type, unlike ours.
             return web.Response(status=status, body=payload, content_type="application/json")
-        data = json.loads(payload)
-        usage = _usage_of(data) or {}
+        try:
+            usage = _usage_of(orjson.loads(payload)) or {}
+        except orjson.JSONDecodeError:
+            usage = {}
         prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-        used = await self.limiter.settle(reservation, prompt + completion)
-        self._meter(auth, str(body.get("model")), prompt, completion)
+        estimated = not usage
+        if estimated:
+            prompt, completion = _estimate_prompt(body), max(1, len(payload) // 4)
+        # Settled (and ledgered) before the client gets a byte: a finished response always has its row.
+        used = await self._settle(call, 200, prompt, completion, estimated)
         return web.Response(
-            status=200, body=payload, content_type="application/json", headers=self._warning(used, reservation.limit)
+            status=200,
+            body=payload,
+            content_type="application/json",
+            headers=self._warning(used, call.reservation.limit),
         )
 
     async def _stream(
-        self,
-        request: web.Request,
-        auth: CustomerAuth,
-        body: dict[str, Any],
-        reservation: Reservation,
-        wants_usage: bool,
+        self, request: web.Request, call: _Call, body: dict[str, Any], wants_usage: bool
     ) -> web.StreamResponse:
         assert self.session is not None
-        usage: dict[str, Any] | None = None
-        streamed_chars = 0
+        meter = _StreamMeter()
         response: web.StreamResponse | None = None
+        settled = False
+        reservation = call.reservation
         used_before = reservation.used_after - reservation.granted
         try:
             async with self.session.post(
-                f"{self.settings.upstream_base_url}/chat/completions", json=body, headers=self._upstream_headers()
+                self._chat_url, data=orjson.dumps(body), headers=self._upstream_headers
             ) as upstream:
                 if upstream.status != 200:
                     payload = await upstream.read()
-                    await self.limiter.settle(reservation, 0)
+                    settled = True
+                    await self._settle(call, upstream.status)
                     UPSTREAM_ERRORS.labels(str(upstream.status)).inc()
                     return web.Response(status=upstream.status, body=payload, content_type="application/json")
                 response = web.StreamResponse(
@@ -265,63 +331,118 @@ class Proxy:
                     headers={
                         "Content-Type": "text/event-stream",
                         "Cache-Control": "no-cache",
+                        REQUEST_ID_HEADER: call.request_id,
                         **self._warning(used_before, reservation.limit),
                     },
                 )
                 await response.prepare(request)
+                done = False
                 async for line in upstream.content:
-                    text = line.decode().strip()
-                    if text.startswith("data:") and text != "data: [DONE]":
-                        try:
-                            chunk = json.loads(text[5:])
-                        except ValueError:
-                            chunk = {}
-                        found = _usage_of(chunk)
-                        if found:
-                            usage = found
-                        for choice in chunk.get("choices") or []:
-                            delta = (choice or {}).get("delta") or {}
-                            streamed_chars += len(delta.get("content") or "") + len(
-                                delta.get("reasoning_content") or ""
-                            )
-                        if found and not chunk.get("choices") and not wants_usage:
+                    if line.startswith(b"data:"):
+                        data = line[5:].strip()
+                        if data == b"[DONE]":
+                            done = True
+                            break
+                        if not meter.feed(data) and not wants_usage:
                             continue  # the usage-only chunk the client did not ask for
                     await response.write(line)
+                # Bill (and ledger) before the client sees the end of its stream.
+                settled = True
+                await self._bill_stream(call, body, meter, 200)
+                if done:
+                    await response.write(b"data: [DONE]\n\n")
                 await response.write_eof()
         except TimeoutError:
             UPSTREAM_ERRORS.labels("timeout").inc()
+            if not settled:
+                settled = True
+                await self._bill_stream(call, body, meter, 504)
             if response is None:
-                await self.limiter.settle(reservation, 0)
                 return openai_error(504, "the model service timed out", "clawhost_upstream_timeout")
-        except aiohttp.ClientConnectionError:
+        except aiohttp.ClientPayloadError:
+            UPSTREAM_ERRORS.labels("payload").inc()
+            if not settled:
+                settled = True
+                await self._bill_stream(call, body, meter, 502)
+        except aiohttp.ClientConnectionError as error:
+            if isinstance(error, ConnectionResetError) and response is not None:
+                # Our client hung up (aiohttp's reset error is both): bill what was streamed.
+                if not settled:
+                    settled = True
+                    await asyncio.shield(self._bill_stream(call, body, meter, 499))
+                raise
             UPSTREAM_ERRORS.labels("connect").inc()
+            if not settled:
+                settled = True
+                await self._bill_stream(call, body, meter, 503)
             if response is None:
-                await self.limiter.settle(reservation, 0)
                 return openai_error(503, "the model service is unavailable", "clawhost_upstream_unavailable")
         except (ConnectionResetError, asyncio.CancelledError):
             # The client hung up: leaving the `async with` closed the upstream call; bill what was streamed.
-            await asyncio.shield(self._bill_stream(auth, body, reservation, usage, streamed_chars))
+            if not settled:
+                settled = True
+                await asyncio.shield(self._bill_stream(call, body, meter, 499))
             raise
-        await self._bill_stream(auth, body, reservation, usage, streamed_chars)
         assert response is not None
         return response
 
-    async def _bill_stream(
-        self,
-        auth: CustomerAuth,
-        body: dict[str, Any],
-        reservation: Reservation,
-        usage: dict[str, Any] | None,
-        streamed_chars: int,
-    ) -> None:
+    async def _bill_stream(self, call: _Call, body: dict[str, Any], meter: _StreamMeter, status: int) -> None:
+        usage = meter.usage
         if usage:
             prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+            await self._settle(call, status, prompt, completion)
+        elif meter.chunks:
+            # No usage arrived: estimate (prompt at ~4 bytes a token, completion from what was streamed).
+            completion = max(meter.chunks, meter.chars // 4)
+            await self._settle(call, status, _estimate_prompt(body), completion, estimated=True)
         else:
-            # No usage arrived: estimate (prompt at ~4 bytes a token, completion from streamed text).
-            prompt = len(json.dumps(body["messages"])) // 4
-            completion = max(1, streamed_chars // 4) if streamed_chars else 0
-        await self.limiter.settle(reservation, prompt + completion)
-        self._meter(auth, str(body.get("model")), prompt, completion)
+            await self._settle(call, status)
+
+
+@dataclass(slots=True)
+class _Call:
+    auth: CustomerAuth
+    model: str
+    ledger_id: str
+    request_id: str
+    started: float
+    wall_started: float
+    reservation: Reservation
+
+
+class _StreamMeter:
+    """What a stream has carried so far: the upstream's usage when it came, else chunk and character counts."""
+
+    __slots__ = ("chars", "chunks", "usage")
+
+    def __init__(self) -> None:
+        self.usage: dict[str, Any] | None = None
+        self.chunks = 0
+        self.chars = 0
+
+    def feed(self, data: bytes) -> bool:
+        """Account one SSE data payload; False for a usage-only chunk (no choices)."""
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return True
+        if not isinstance(chunk, dict):
+            return True
+        found = _usage_of(chunk)
+        if found:
+            self.usage = found
+        choices = chunk.get("choices") or []
+        for choice in choices:
+            delta = (choice or {}).get("delta") or {} if isinstance(choice, dict) else {}
+            text = len(delta.get("content") or "") + len(delta.get("reasoning_content") or "")
+            if text:
+                self.chunks += 1
+                self.chars += text
+        return bool(choices) or not found
+
+
+def _estimate_prompt(body: dict[str, Any]) -> int:
+    return len(orjson.dumps(body["messages"])) // 4
 
 
 def _validate(body: Any) -> str | None:

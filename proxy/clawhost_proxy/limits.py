@@ -5,6 +5,9 @@ what it can cost (prompt bytes are an upper bound of prompt tokens, plus the com
 forward upstream), clamped to what is left; the completion cap sent upstream is cut to fit the
 grant. Reservations and settlements are single Lua scripts, so no two requests ever see the
 same "remaining".
+
+Settling also appends the request's ledger row to a Redis stream in the same script, so the
+usage correction and the ledger entry land together or not at all (see `ledger.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import redis.asyncio as aioredis
 
 from clawhost_api.usage import UsagePeriod, usage_counter_key, usage_period
 from clawhost_proxy.directory import CustomerAuth
+from clawhost_proxy.ledger import LedgerEntry
 
 # KEYS[1] counter; ARGV: wanted, limit, minimum, ttl. Returns {granted (0 = refused), used after}.
 _RESERVE = """
@@ -27,9 +31,12 @@ used = redis.call('INCRBY', KEYS[1], grant)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return {grant, used}
 """
-# KEYS[1] counter; ARGV: granted, actual (actual <= granted by construction). Returns used after.
+# KEYS[1] counter, KEYS[2] ledger stream; ARGV: granted, actual (<= granted by construction), ledger row.
+# Returns used after.
 _SETTLE = """
-return redis.call('INCRBY', KEYS[1], tonumber(ARGV[2]) - tonumber(ARGV[1]))
+local used = redis.call('INCRBY', KEYS[1], tonumber(ARGV[2]) - tonumber(ARGV[1]))
+redis.call('XADD', KEYS[2], '*', 'row', ARGV[3])
+return used
 """
 RETAIN_AFTER_PERIOD_SECONDS = 90 * 24 * 3600
 
@@ -43,8 +50,9 @@ class Reservation:
 
 
 class TokenLimiter:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, ledger_stream: str) -> None:
         self._client = client
+        self.ledger_stream = ledger_stream
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
 
@@ -65,6 +73,11 @@ class TokenLimiter:
             return None
         return Reservation(key, int(granted), int(used), limit)
 
-    async def settle(self, reservation: Reservation, actual: int) -> int:
+    async def settle(self, reservation: Reservation, actual: int, entry: LedgerEntry) -> int:
+        """Give back what the request did not use and append its ledger row, in one atomic step."""
         charged = min(actual, reservation.granted)
-        return int(await self._settle(keys=[reservation.key], args=[reservation.granted, charged]))
+        return int(
+            await self._settle(
+                keys=[reservation.key, self.ledger_stream], args=[reservation.granted, charged, entry.encode()]
+            )
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -24,6 +26,19 @@ class ProxySettings(BaseSettings):
     requests_per_second: float = 10.0
     upgrade_url: str = "https://clawhost.dev/dashboard/billing"
     default_max_tokens: int = 8192
+    log_requests: bool = True  # one line per request: ids, customer, model, token counts, latency
+    # The ledger: rows are buffered in a Redis stream and flushed to PostgreSQL (off the hot path).
+    postgres_dsn: SecretStr | None = None
+    ledger_stream: str = "clawhost:ledger"
+    ledger_group: str = "ledger-writers"
+    ledger_consumer: str = ""  # default: the pod name (HOSTNAME)
+    ledger_batch_size: int = 500
+    ledger_linger_seconds: float = 0.05
+    ledger_claim_idle_seconds: float = 30.0
+    ledger_create_table: bool = True
+
+    def consumer_name(self) -> str:
+        return self.ledger_consumer or os.environ.get("HOSTNAME") or socket.gethostname()
 
     def api_key(self) -> str:
         if self.upstream_api_key_file is not None:

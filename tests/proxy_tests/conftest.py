@@ -16,7 +16,7 @@ import pytest
 from clawhost_api.customer import namespace_for
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.processes import ManagedProcess, free_port, wait_until
-from clawhost_localcluster.services import RedisServer
+from clawhost_localcluster.services import PostgresServer, RedisServer
 from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
 from proxy_tests.fake_kimi import UPSTREAM_KEY, FakeKimi
 
@@ -35,6 +35,7 @@ def fake_kimi() -> Iterator[FakeKimi]:
 class RunningProxy:
     url: str
     process: ManagedProcess
+    port: int = 0
 
 
 def _proxy_kubeconfig(cluster: Cluster, directory: Path) -> Path:
@@ -49,8 +50,17 @@ def _proxy_kubeconfig(cluster: Cluster, directory: Path) -> Path:
     return path
 
 
-def start_proxy(cluster: Cluster, redis: RedisServer, upstream: str, workdir: Path, **extra: str) -> RunningProxy:
-    port = free_port()
+def start_proxy(
+    cluster: Cluster,
+    redis: RedisServer,
+    upstream: str,
+    workdir: Path,
+    postgres: PostgresServer | None = None,
+    port: int | None = None,
+    **extra: str,
+) -> RunningProxy:
+    """The proxy as a real subprocess; `port` given to restart one on the same address."""
+    port = port or free_port()
     key_file = workdir / "upstream.key"
     key_file.write_text(UPSTREAM_KEY)
     env = dict(
@@ -61,6 +71,7 @@ def start_proxy(cluster: Cluster, redis: RedisServer, upstream: str, workdir: Pa
         CLAWHOST_PROXY_UPSTREAM_API_KEY_FILE=str(key_file),
         CLAWHOST_PROXY_REDIS_URL=redis.url,
         CLAWHOST_PROXY_KUBECONFIG=str(_proxy_kubeconfig(cluster, workdir)),
+        **({"CLAWHOST_PROXY_POSTGRES_DSN": postgres.dsn} if postgres is not None else {}),
         **extra,
     )
     process = ManagedProcess("proxy", [sys.executable, "-m", "clawhost_proxy"], workdir / f"proxy-{port}.log", env=env)
@@ -71,12 +82,16 @@ def start_proxy(cluster: Cluster, redis: RedisServer, upstream: str, workdir: Pa
             return bool(response.status == 200)
 
     wait_until("the proxy's /readyz", ready, 60, process)
-    return RunningProxy(f"http://127.0.0.1:{port}/v1", process)
+    return RunningProxy(f"http://127.0.0.1:{port}/v1", process, port)
 
 
 @pytest.fixture(scope="session")
 def proxy(
-    platform_installed: Cluster, redis_server: RedisServer, fake_kimi: FakeKimi, session_dir: Path
+    platform_installed: Cluster,
+    redis_server: RedisServer,
+    postgres_server: PostgresServer,
+    fake_kimi: FakeKimi,
+    session_dir: Path,
 ) -> Iterator[RunningProxy]:
     workdir = session_dir / "proxy"
     workdir.mkdir(exist_ok=True)
@@ -85,6 +100,7 @@ def proxy(
         redis_server,
         f"http://127.0.0.1:{fake_kimi.port}/v1",
         workdir,
+        postgres_server,
         CLAWHOST_PROXY_UPSTREAM_TIMEOUT_SECONDS="3",
         CLAWHOST_PROXY_REQUESTS_PER_SECOND="1000",
     )
