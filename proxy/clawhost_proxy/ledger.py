@@ -150,6 +150,8 @@ class LedgerFlusher:
                     logger.warning("ledger: postgres unavailable, retrying", extra={"error": type(error).__name__})
                     await self._drop_connection()
                     self._own_pending = True  # the failed batch is still pending for us: retry it first
+                    with contextlib.suppress(RedisError, OSError):
+                        BACKLOG.set(await self._redis.xlen(self.stream))
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, self.max_backoff)
         finally:

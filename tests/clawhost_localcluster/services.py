@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -191,6 +192,15 @@ class PostgresServer:
         """Stop the server, keeping its data (start() again resumes it on the same port)."""
         if self.process is not None:
             self.process.stop(grace=15)
+
+    def stop_fast(self) -> None:
+        """Stop at once as in an outage: PostgreSQL's fast shutdown (SIGINT) drops open sessions.
+
+        `stop` (SIGTERM, smart shutdown) waits for clients to disconnect first.
+        """
+        if self.process is not None and self.process.popen is not None and self.process.running:
+            self.process.popen.send_signal(signal.SIGINT)
+            self.process.popen.wait(timeout=30)
 
     def remove(self) -> None:
         """Stop and delete the database files."""

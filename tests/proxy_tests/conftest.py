@@ -56,11 +56,10 @@ def start_proxy(
     upstream: str,
     workdir: Path,
     postgres: PostgresServer | None = None,
-    port: int | None = None,
     **extra: str,
 ) -> RunningProxy:
-    """The proxy as a real subprocess; `port` given to restart one on the same address."""
-    port = port or free_port()
+    """The proxy as a real subprocess (with the ledger flusher when `postgres` is given)."""
+    port = free_port()
     key_file = workdir / "upstream.key"
     key_file.write_text(UPSTREAM_KEY)
     env = dict(
