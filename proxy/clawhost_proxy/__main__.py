@@ -16,6 +16,7 @@ from clawhost_proxy.app import Proxy
 from clawhost_proxy.directory import TokenDirectory, watch_customers
 from clawhost_proxy.ledger import LedgerFlusher
 from clawhost_proxy.limits import TokenLimiter
+from clawhost_proxy.resp import PipelinedRedis
 from clawhost_proxy.settings import ProxySettings
 
 logger = logging.getLogger("clawhost.proxy")
@@ -23,9 +24,8 @@ logger = logging.getLogger("clawhost.proxy")
 
 def build(settings: ProxySettings, directory: TokenDirectory) -> Proxy:
     """The proxy's application wired to Redis (limits, ledger buffer) and, when configured, PostgreSQL."""
-    # Requests wait (up to 5 s) for a pooled connection instead of failing under bursts.
-    pool = aioredis.BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
-    limiter = TokenLimiter(aioredis.Redis(connection_pool=pool), settings.ledger_stream)
+    # The hot path's two scripts per request share one pipelined connection (see resp.py).
+    limiter = TokenLimiter(PipelinedRedis(settings.redis_url), settings.ledger_stream)
     flusher = None
     if settings.postgres_dsn is not None:
         flusher = LedgerFlusher(

@@ -126,6 +126,7 @@ class Proxy:
             await asyncio.gather(self._flusher_task, return_exceptions=True)
         if self.session is not None:
             await self.session.close()
+        await self.limiter.close()
 
     async def healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"ok": True})

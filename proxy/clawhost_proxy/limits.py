@@ -15,11 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import redis.asyncio as aioredis
-
 from clawhost_api.usage import UsagePeriod, usage_counter_key, usage_period
 from clawhost_proxy.directory import CustomerAuth
 from clawhost_proxy.ledger import LedgerEntry
+from clawhost_proxy.resp import PipelinedRedis, Script
 
 # KEYS[1] counter; ARGV: wanted, limit, minimum, ttl. Returns {granted (0 = refused), used after}.
 _RESERVE = """
@@ -50,34 +49,31 @@ class Reservation:
 
 
 class TokenLimiter:
-    def __init__(self, client: aioredis.Redis, ledger_stream: str) -> None:
+    def __init__(self, client: PipelinedRedis, ledger_stream: str) -> None:
         self._client = client
         self.ledger_stream = ledger_stream
-        self._reserve = client.register_script(_RESERVE)
-        self._settle = client.register_script(_SETTLE)
+        self._reserve = Script(client, _RESERVE)
+        self._settle = Script(client, _SETTLE)
 
     @staticmethod
     def period(customer: CustomerAuth, now: datetime | None = None) -> UsagePeriod:
         return usage_period(customer.billing, now)
 
-    async def used(self, customer: CustomerAuth) -> int:
-        value = await self._client.get(usage_counter_key(customer.name, self.period(customer)))
-        return int(value or 0)
-
     async def reserve(self, customer: CustomerAuth, wanted: int, minimum: int, limit: int) -> Reservation | None:
         period = self.period(customer)
         key = usage_counter_key(customer.name, period)
         ttl = int((period.end - datetime.now(UTC)).total_seconds()) + RETAIN_AFTER_PERIOD_SECONDS
-        granted, used = await self._reserve(keys=[key], args=[wanted, limit, minimum, ttl])
+        granted, used = await self._reserve([key], [wanted, limit, minimum, ttl])
         if int(granted) == 0:
             return None
         return Reservation(key, int(granted), int(used), limit)
+
+    async def close(self) -> None:
+        await self._client.close()
 
     async def settle(self, reservation: Reservation, actual: int, entry: LedgerEntry) -> int:
         """Give back what the request did not use and append its ledger row, in one atomic step."""
         charged = min(actual, reservation.granted)
         return int(
-            await self._settle(
-                keys=[reservation.key, self.ledger_stream], args=[reservation.granted, charged, entry.encode()]
-            )
+            await self._settle([reservation.key, self.ledger_stream], [reservation.granted, charged, entry.encode()])
         )

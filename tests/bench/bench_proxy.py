@@ -491,6 +491,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--rate", type=float, default=500.0, help="offered req/s for the latency phases")
     parser.add_argument("--latency-ms", type=float, default=5.0, help="the upstream's fixed latency")
+    parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds per target and mode first")
     parser.add_argument("--no-litellm", action="store_true")
     args = parser.parse_args()
     if args.command == "upstream":
@@ -514,7 +515,11 @@ def main() -> None:
             rows: dict[str, dict[str, dict[str, Any]]] = {}
             for target in targets:
                 _reset_usage(redis_url)
-                print(f"==> {target.name}: saturation, fixed rate, streaming", flush=True)
+                print(f"==> {target.name}: warm-up, saturation, fixed rate, streaming", flush=True)
+                # Not measured: lazy imports, connection pools and caches (LiteLLM imports modules on
+                # its first requests) settle before any phase counts.
+                load(target, 20, args.warmup, 0, stream=False)
+                load(target, 20, args.warmup, 0, stream=True)
                 rows[target.name] = {
                     "sat": load(target, args.concurrency, args.duration, 0, stream=False),
                     "fixed": load(target, args.concurrency, args.duration, args.rate, stream=False),
