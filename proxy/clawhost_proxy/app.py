@@ -228,6 +228,16 @@ class Proxy:
             if stream:
                 return await self._stream(request, call, body, wants_usage)
             return await self._complete(call, body)
+        except RedisError:
+            if call.responding:
+                raise  # a stream already under way is cut short: the client never sees it finish
+            BLOCKED.labels("usage_store_down").inc()
+            return openai_error(
+                503,
+                "usage metering is unavailable; retry shortly",
+                "clawhost_usage_unavailable",
+                headers={"Retry-After": "5"},
+            )
         finally:
             DURATION.labels("chat", "true" if stream else "false").observe(time.perf_counter() - started)
 
@@ -292,9 +302,10 @@ class Proxy:
             # Passed on as is: an upstream 429 keeps the upstream's own error type, unlike ours.
             return web.Response(status=status, body=payload, content_type="application/json")
         try:
-            usage = _usage_of(orjson.loads(payload)) or {}
+            data = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            usage = {}
+            data = None
+        usage = (_usage_of(data) if isinstance(data, dict) else None) or {}
         prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
         estimated = not usage
         if estimated:
@@ -336,6 +347,7 @@ class Proxy:
                         **self._warning(used_before, reservation.limit),
                     },
                 )
+                call.responding = True
                 await response.prepare(request)
                 done = False
                 async for line in upstream.content:
@@ -409,6 +421,7 @@ class _Call:
     started: float
     wall_started: float
     reservation: Reservation
+    responding: bool = False  # response headers sent: errors can no longer change the status
 
 
 class _StreamMeter:
