@@ -8,7 +8,6 @@ import signal
 import threading
 
 import kubernetes
-import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
 
@@ -29,8 +28,8 @@ def build(settings: ProxySettings, directory: TokenDirectory) -> Proxy:
     flusher = None
     if settings.postgres_dsn is not None:
         flusher = LedgerFlusher(
-            # Its own connection: a blocking XREADGROUP never holds one of the request path's.
-            aioredis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
+            # Its own connection: a blocking XREADGROUP never delays the request path's commands.
+            PipelinedRedis(settings.redis_url, timeout=10),
             settings.postgres_dsn.get_secret_value(),
             stream=settings.ledger_stream,
             group=settings.ledger_group,

@@ -28,11 +28,11 @@ from typing import Any
 
 import orjson
 import psycopg
-import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError, ResponseError
 
 from clawhost_api.usage import LEDGER_DDL
+from clawhost_proxy.resp import PipelinedRedis, Script
 
 logger = logging.getLogger("clawhost.proxy.ledger")
 
@@ -40,6 +40,7 @@ BACKLOG = Gauge("clawhost_proxy_ledger_backlog", "Ledger rows buffered in Redis,
 FLUSH_ERRORS = Counter("clawhost_proxy_ledger_flush_errors_total", "Failed ledger flush attempts", ["store"])
 ROWS_WRITTEN = Counter("clawhost_proxy_ledger_rows_total", "Ledger rows committed to PostgreSQL")
 FIELD = "row"
+_FIELD = FIELD.encode()
 
 _INSERT = """
 INSERT INTO token_ledger (request_id, customer, tier, model, prompt_tokens, completion_tokens,
@@ -47,6 +48,11 @@ INSERT INTO token_ledger (request_id, customer, tier, model, prompt_tokens, comp
 SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[],
                      %s::int[], %s::int[], %s::bool[], %s::timestamptz[])
 ON CONFLICT (request_id) DO NOTHING
+"""
+# KEYS[1] stream; ARGV[1] group, ARGV[2..] entry ids: acknowledged and deleted together.
+_ACK_AND_DELETE = """
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
 """
 
 
@@ -105,7 +111,7 @@ class LedgerFlusher:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: PipelinedRedis,
         dsn: str,
         *,
         stream: str,
@@ -118,6 +124,7 @@ class LedgerFlusher:
         max_backoff_seconds: float = 10.0,
     ) -> None:
         self._redis = client
+        self._ack_and_delete = Script(client, _ACK_AND_DELETE)
         self._dsn = dsn
         self.stream = stream
         self.group = group
@@ -151,7 +158,7 @@ class LedgerFlusher:
                     await self._drop_connection()
                     self._own_pending = True  # the failed batch is still pending for us: retry it first
                     with contextlib.suppress(RedisError, OSError):
-                        BACKLOG.set(await self._redis.xlen(self.stream))
+                        BACKLOG.set(await self._redis.execute("XLEN", self.stream))
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, self.max_backoff)
         finally:
@@ -182,7 +189,7 @@ class LedgerFlusher:
         if self._group_ready:
             return
         try:
-            await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            await self._redis.execute("XGROUP", "CREATE", self.stream, self.group, "0", "MKSTREAM")
         except ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
@@ -194,7 +201,7 @@ class LedgerFlusher:
         batch = await self._read()
         if batch:
             await self._flush(batch)
-        BACKLOG.set(await self._redis.xlen(self.stream))
+        BACKLOG.set(await self._redis.execute("XLEN", self.stream))
         return len(batch)
 
     async def _read(self) -> list[tuple[bytes, bytes | None]]:
@@ -216,25 +223,24 @@ class LedgerFlusher:
         return batch
 
     async def _xread(self, start: str, block: int | None, count: int | None = None) -> list[tuple[bytes, bytes | None]]:
-        reply: Any = await self._redis.xreadgroup(
-            self.group, self.consumer, {self.stream: start}, count=count or self.batch_size, block=block
-        )
+        args: list[str | int] = ["XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count or self.batch_size]
+        if block is not None:
+            args += ["BLOCK", block]
+        reply: Any = await self._redis.execute(*args, "STREAMS", self.stream, start)
         if not reply:
             return []
-        entries = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))[0]
-        return [(entry_id, (fields or {}).get(FIELD.encode())) for entry_id, fields in entries]
+        return [(entry_id, _row(fields)) for entry_id, fields in reply[0][1]]
 
     async def _claim(self) -> list[tuple[bytes, bytes | None]]:
-        reply: Any = await self._redis.xautoclaim(
-            self.stream, self.group, self.consumer, self.claim_idle_ms, self._claim_cursor, count=self.batch_size
-        )
+        reply: Any = await self._redis.execute(
+            "XAUTOCLAIM", self.stream, self.group, self.consumer, self.claim_idle_ms, self._claim_cursor,
+            "COUNT", self.batch_size,
+        )  # fmt: skip
         cursor, entries = reply[0], reply[1]
-        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        self._claim_cursor = cursor.decode()
         # Entries deleted while pending come back separately (Redis 7: reply[2]); they only need an ack.
         gone = list(reply[2]) if len(reply) > 2 else []
-        return [(entry_id, (fields or {}).get(FIELD.encode())) for entry_id, fields in entries] + [
-            (entry_id, None) for entry_id in gone
-        ]
+        return [(entry_id, _row(fields)) for entry_id, fields in entries] + [(entry_id, None) for entry_id in gone]
 
     async def _flush(self, batch: list[tuple[bytes, bytes | None]]) -> None:
         entries: list[LedgerEntry] = []
@@ -250,8 +256,14 @@ class LedgerFlusher:
             async with conn.transaction():
                 await conn.execute(_INSERT, _columns(entries))
             ROWS_WRITTEN.inc(len(entries))
-        ids = [entry_id for entry_id, _ in batch]
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.group, *ids)
-            pipe.xdel(self.stream, *ids)
-            await pipe.execute()
+        await self._ack_and_delete([self.stream], [self.group, *(entry_id for entry_id, _ in batch)])
+
+
+def _row(fields: list[bytes] | None) -> bytes | None:
+    """The `row` field of a stream entry (None for an entry deleted while pending)."""
+    if not fields:
+        return None
+    for index in range(0, len(fields) - 1, 2):
+        if fields[index] == _FIELD:
+            return fields[index + 1]
+    return None

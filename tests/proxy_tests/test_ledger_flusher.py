@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from clawhost_localcluster.services import PostgresServer, RedisServer
 from clawhost_proxy.ledger import FIELD, LedgerEntry, LedgerFlusher
+from clawhost_proxy.resp import PipelinedRedis
 
 pytestmark = pytest.mark.services
 
@@ -28,9 +29,15 @@ def _rows(postgres: PostgresServer, prefix: str) -> dict[str, tuple[int, int]]:
     return {row[0]: (row[1], row[2]) for row in found}
 
 
-def _flusher(client: aioredis.Redis, postgres: PostgresServer, stream: str, consumer: str) -> LedgerFlusher:
+def _flusher(redis_server: RedisServer, postgres: PostgresServer, stream: str, consumer: str) -> LedgerFlusher:
     return LedgerFlusher(
-        client, postgres.dsn, stream=stream, group="g", consumer=consumer, linger_seconds=0, claim_idle_seconds=0
+        PipelinedRedis(redis_server.url),
+        postgres.dsn,
+        stream=stream,
+        group="g",
+        consumer=consumer,
+        linger_seconds=0,
+        claim_idle_seconds=0,
     )
 
 
@@ -40,7 +47,7 @@ async def test_duplicates_redeliveries_and_dead_consumers_write_each_request_onc
     client = aioredis.Redis.from_url(redis_server.url)
     stream = f"test:ledger:{uuid.uuid4().hex}"
     prefix = f"dup-{uuid.uuid4().hex[:8]}-"
-    first = _flusher(client, postgres_server, stream, "a")
+    first = _flusher(redis_server, postgres_server, stream, "a")
     try:
         # The same request id twice in one batch (a client reusing its X-Request-Id): one row, the first.
         await first.step()  # creates the group
@@ -61,7 +68,7 @@ async def test_duplicates_redeliveries_and_dead_consumers_write_each_request_onc
                 " latency_ms, status, created_at) VALUES (%s, 'cust-x', 'starter', 'm', 7, 3, 1, 200, now())",
                 (prefix + "3",),
             )
-        second = _flusher(client, postgres_server, stream, "b")
+        second = _flusher(redis_server, postgres_server, stream, "b")
         assert await second.step() == 2
         assert set(_rows(postgres_server, prefix)) == {prefix + n for n in "1234"}
         pending = await client.xpending(stream, "g")
