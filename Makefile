@@ -74,5 +74,5 @@ bench-operator: deps ## N Customers to Ready vs. a plain client's floor; steady-
 bench-control-api: deps bench-apt ## dashboard read p50/p99/RPS at 100 concurrency with 1,000 Customers, vs. a naive API-server read
 	$(UV) run --frozen python tests/bench/bench_control_api.py $(BENCH_ARGS)
 
-bench-proxy: deps ## token proxy vs. upstream direct vs. LiteLLM (one worker each, 200 connections); BENCH_ARGS=--duration 20
+bench-proxy: apt python ## token proxy vs. upstream direct vs. LiteLLM (one worker each, 200 connections); BENCH_ARGS=--duration 20
 	$(UV) run --frozen python tests/bench/bench_proxy.py $(BENCH_ARGS)
