@@ -17,6 +17,7 @@ import yaml
 
 from clawhost_localcluster.build import BuildError, ensure_binaries
 from clawhost_localcluster.environment import Environment, local_environment
+from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
 from clawhost_localcluster.processes import ManagedProcess, StartupError, free_port, wait_until
 from clawhost_localcluster.stripe_mock import build_stripe_mock
 
@@ -152,12 +153,52 @@ def _start_services(env: Environment) -> tuple[list[ManagedProcess], dict[str, s
     print("[up] operator running", flush=True)
     stripe = _start_stripe_mock(env)
     api, api_description = _start_control_api(env, stripe[1])
-    return [operator, stripe[0], api], {
+    proxy, proxy_description = _start_proxy(env)
+    return [operator, stripe[0], api, proxy], {
+        "proxy": proxy_description,
         "operator": f"metrics http://127.0.0.1:{metrics}/metrics, health http://127.0.0.1:{health}/healthz, "
         f"log {env.workdir / 'operator.log'}",
         "stripe": f"{stripe[1]} (stripe-mock; webhook secret {LOCAL_WEBHOOK_SECRET})",
         "control_api": api_description,
     }
+
+
+_local_upstream: list[FakeKimi] = []
+
+
+def _start_proxy(env: Environment) -> tuple[ManagedProcess, str]:
+    """The token proxy as its ServiceAccount; upstream Kimi when a key is given, else a local stand-in."""
+    upstream_env = {k: v for k, v in os.environ.items() if k.startswith("CLAWHOST_PROXY_UPSTREAM_")}
+    if "CLAWHOST_PROXY_UPSTREAM_API_KEY" in upstream_env or "CLAWHOST_PROXY_UPSTREAM_API_KEY_FILE" in upstream_env:
+        upstream = upstream_env.get("CLAWHOST_PROXY_UPSTREAM_BASE_URL", "https://api.moonshot.ai/v1 (default)")
+    else:
+        stand_in = FakeKimi()
+        stand_in.start()
+        _local_upstream.append(stand_in)
+        upstream_env = {
+            "CLAWHOST_PROXY_UPSTREAM_BASE_URL": f"http://127.0.0.1:{stand_in.port}/v1",
+            "CLAWHOST_PROXY_UPSTREAM_API_KEY": UPSTREAM_KEY,
+        }
+        upstream = "a local OpenAI-compatible stand-in (set CLAWHOST_PROXY_UPSTREAM_API_KEY to use Kimi)"
+    port = free_port()
+    proxy = ManagedProcess(
+        "token-proxy",
+        [sys.executable, "-m", "clawhost_proxy"],
+        env.workdir / "token-proxy.log",
+        env={
+            **os.environ,
+            **upstream_env,
+            "CLAWHOST_PROXY_HOST": "127.0.0.1",
+            "CLAWHOST_PROXY_PORT": str(port),
+            "CLAWHOST_PROXY_REDIS_URL": env.redis.url,
+            "CLAWHOST_PROXY_POSTGRES_DSN": env.postgres.dsn,
+            "CLAWHOST_PROXY_KUBECONFIG": str(_service_account_kubeconfig(env, "platform", "token-proxy")),
+        },
+    )
+    proxy.start()
+    _wait_http("the token proxy", f"http://127.0.0.1:{port}/readyz", proxy)
+    print("[up] token proxy running", flush=True)
+    return proxy, f"http://127.0.0.1:{port}/v1  (upstream: {upstream}; log {env.workdir / 'token-proxy.log'})"
 
 
 def _start_stripe_mock(env: Environment) -> tuple[ManagedProcess, str]:
@@ -184,6 +225,7 @@ def _describe(state: dict[str, str]) -> str:
             f"  kubectl      {state['kubectl']}",
             f"  operator     {state.get('operator', 'not started')}",
             f"  control API  {state.get('control_api', 'not started')}",
+            f"  token proxy  {state.get('proxy', 'not started')}",
             f"  stripe       {state.get('stripe', 'not started')}",
             f"  redis        {state['redis_url']}",
             f"  postgres     {state['postgres_dsn']}",

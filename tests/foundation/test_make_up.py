@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -83,6 +84,27 @@ def test_up_twice_then_down(cluster: object, tmp_path: Path) -> None:
 
         # Stripe-billed and not paid yet: the operator reports it, the API's watch-fed cache shows it.
         eventually(awaiting_payment, timeout=60, what="the new agent to await payment")
+
+        # The token proxy `up` started knows alice's operator-issued token and answers through its upstream.
+        proxy_url = next(
+            line.split()[2] for line in first.stdout.splitlines() if line.strip().startswith("token proxy")
+        )
+        token = base64.b64decode(
+            kubectl(
+                "get", "secret", "gateway-inputs", "-n", "customer-alice", "-o", "jsonpath={.data.proxy-token}"
+            ).stdout
+        ).decode()
+        chat = {"model": "kimi-k2.5", "messages": [{"role": "user", "content": "hi"}]}
+
+        def answered() -> bool:
+            reply = httpx.post(
+                f"{proxy_url}/chat/completions", json=chat, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            )
+            return bool(reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"])
+
+        # The proxy learns the token's hash from the Customer watch: allow it the moment to arrive.
+        eventually(answered, timeout=30, what="the proxy to answer alice")
+        assert httpx.post(f"{proxy_url}/chat/completions", json=chat, timeout=10).status_code == 401
     finally:
         down = _cli(run_dir, "down")
     assert down.returncode == 0

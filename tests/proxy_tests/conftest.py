@@ -15,10 +15,10 @@ import pytest
 
 from clawhost_api.customer import namespace_for
 from clawhost_localcluster.environment import Cluster
+from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
 from clawhost_localcluster.processes import ManagedProcess, free_port, wait_until
 from clawhost_localcluster.services import PostgresServer, RedisServer
 from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
-from proxy_tests.fake_kimi import UPSTREAM_KEY, FakeKimi
 
 REPO = Path(__file__).resolve().parents[2]
 

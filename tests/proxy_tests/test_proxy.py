@@ -13,11 +13,11 @@ from langchain_openai import ChatOpenAI
 
 from clawhost_api.tiers import get_tier
 from clawhost_api.usage import usage_counter_key, usage_period
+from clawhost_localcluster.fake_kimi import FakeKimi
 from clawhost_localcluster.services import RedisServer
 from clawhost_localcluster.waiting import eventually
 from operator_tests.conftest import CustomerFactory
 from proxy_tests.conftest import ProxyCustomer, RunningProxy, proxy_token_of
-from proxy_tests.fake_kimi import FakeKimi
 
 pytestmark = pytest.mark.cluster
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
