@@ -15,7 +15,7 @@ class OperatorSettings(BaseSettings):
     proxy_namespace: str = PLATFORM_NAMESPACE
     bot_token_namespace: str = BOT_TOKEN_NAMESPACE
     resync_seconds: float = 120.0
-    workers: int = 32
+    workers: int = 64  # reconcile threads; N=1000 reached Ready in ~100 s with 64, ~125 s with 32
     event_posters: int = 4
     memory_trim_seconds: float = 30.0
     metrics_port: int = 9090
