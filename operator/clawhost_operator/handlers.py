@@ -40,7 +40,6 @@ RETRY_SECONDS = 2.0
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    settings.execution.max_workers = SETTINGS.workers
     settings.posting.level = logging.WARNING  # our own events carry the story; kopf's would be noise
     # kopf's client has no connection limit and posts each object's Events from its own worker: unbounded,
     # a burst of N new Customers opened ~N TLS connections (handshake CPU on both ends, ~0.3 MB each here).

@@ -36,6 +36,14 @@ REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
+def _usage_store_down() -> web.Response:
+    """Fail closed: without the usage store no limit can be guaranteed, so nothing is (or goes on being) served."""
+    BLOCKED.labels("usage_store_down").inc()
+    return openai_error(
+        503, "usage metering is unavailable; retry shortly", "clawhost_usage_unavailable", headers={"Retry-After": "5"}
+    )
+
+
 @dataclass
 class RateLimiter:
     """Per-customer token bucket (per proxy replica)."""
@@ -199,14 +207,7 @@ class Proxy:
         try:
             reservation = await self.limiter.reserve(auth, prompt_bound + requested, prompt_bound + 1, limit)
         except RedisError:
-            # Fail closed: without the usage store no limit can be guaranteed, so nothing is forwarded.
-            BLOCKED.labels("usage_store_down").inc()
-            return openai_error(
-                503,
-                "usage metering is unavailable; retry shortly",
-                "clawhost_usage_unavailable",
-                headers={"Retry-After": "5"},
-            )
+            return _usage_store_down()
         if reservation is None:
             BLOCKED.labels("monthly_limit").inc()
             return openai_error(
@@ -231,13 +232,7 @@ class Proxy:
         except RedisError:
             if call.responding:
                 raise  # a stream already under way is cut short: the client never sees it finish
-            BLOCKED.labels("usage_store_down").inc()
-            return openai_error(
-                503,
-                "usage metering is unavailable; retry shortly",
-                "clawhost_usage_unavailable",
-                headers={"Retry-After": "5"},
-            )
+            return _usage_store_down()
         finally:
             DURATION.labels("chat", "true" if stream else "false").observe(time.perf_counter() - started)
 

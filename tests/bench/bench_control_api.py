@@ -41,8 +41,6 @@ import httpx
 import kubernetes
 import psycopg
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, HTTPException, status
 
 from clawhost_api.customer import PLATFORM_NAMESPACE
@@ -52,6 +50,7 @@ from clawhost_control_api.core.security import KeyPair, TokenIssuer, hash_passwo
 from clawhost_control_api.db.migrations import migrate
 from clawhost_control_api.main import create_app
 from clawhost_localcluster.environment import Environment, local_environment
+from clawhost_localcluster.pki import write_jwt_keys
 from clawhost_localcluster.processes import ManagedProcess, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -154,18 +153,6 @@ def _create_customers(env: Environment, count: int) -> list[str]:
     with ThreadPoolExecutor(CREATE_CONCURRENCY) as pool:
         list(pool.map(create, enumerate(names)))
     return names
-
-
-def _keys(folder: Path) -> tuple[Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private, public = folder / "jwt.key", folder / "jwt.pub"
-    private.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    return private, public
 
 
 def _users(database_url: str, names: list[str], private: Path, public: Path) -> list[str]:
@@ -357,7 +344,8 @@ def main() -> None:
         _log(f"{len(names)} Customers created in {time.monotonic() - started:.1f}s")
         database_url = _fresh_database(env.postgres.dsn)
         migrate(database_url)
-        private, public = _keys(workdir)
+        keys = write_jwt_keys(workdir)
+        private, public = keys.private_file, keys.public_file
         tokens = _users(database_url, names, private, public)
         token_file = workdir / "tokens.txt"
         token_file.write_text("\n".join(tokens) + "\n")

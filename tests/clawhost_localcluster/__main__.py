@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx
@@ -18,8 +17,9 @@ import yaml
 from clawhost_localcluster.build import BuildError, ensure_binaries
 from clawhost_localcluster.environment import Environment, local_environment
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
+from clawhost_localcluster.pki import write_jwt_keys
 from clawhost_localcluster.processes import ManagedProcess, StartupError, free_port, wait_until
-from clawhost_localcluster.stripe_mock import build_stripe_mock
+from clawhost_localcluster.stripe_mock import start_stripe_mock
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = Path(os.environ.get("CLAWHOST_RUN_DIR", str(REPO / ".run")))
@@ -77,23 +77,6 @@ def _service_account_kubeconfig(env: Environment, namespace: str, account: str) 
     return path
 
 
-def _jwt_keys(directory: Path) -> tuple[Path, Path]:
-    """A fresh RS256 key pair for this local run (production mounts its own from a Secret)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private, public = directory / "jwt.key", directory / "jwt.pub"
-    private.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    private.chmod(0o600)
-    public.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    return private, public
-
-
 def _wait_http(name: str, url: str, process: ManagedProcess, timeout: float = 60) -> None:
     def answers() -> bool:
         return httpx.get(url, timeout=2).status_code == 200
@@ -102,7 +85,7 @@ def _wait_http(name: str, url: str, process: ManagedProcess, timeout: float = 60
 
 
 def _start_control_api(env: Environment, stripe_url: str) -> tuple[ManagedProcess, str]:
-    private, public = _jwt_keys(env.workdir)
+    keys = write_jwt_keys(env.workdir)
     port = free_port()
     api = ManagedProcess(
         "control-api",
@@ -112,8 +95,8 @@ def _start_control_api(env: Environment, stripe_url: str) -> tuple[ManagedProces
             os.environ,
             CLAWHOST_API_DATABASE_URL=env.postgres.dsn,
             CLAWHOST_API_REDIS_URL=env.redis.url,
-            CLAWHOST_API_JWT_PRIVATE_KEY_FILE=str(private),
-            CLAWHOST_API_JWT_PUBLIC_KEY_FILE=str(public),
+            CLAWHOST_API_JWT_PRIVATE_KEY_FILE=str(keys.private_file),
+            CLAWHOST_API_JWT_PUBLIC_KEY_FILE=str(keys.public_file),
             CLAWHOST_API_KUBECONFIG=str(_service_account_kubeconfig(env, "platform", "clawhost-control-api")),
             CLAWHOST_API_STRIPE_API_KEY="sk_test_local",
             CLAWHOST_API_STRIPE_API_BASE=stripe_url,
@@ -144,21 +127,17 @@ def _start_services(env: Environment) -> tuple[list[ManagedProcess], dict[str, s
         ),
     )
     operator.start()
-
-    def healthy() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=2) as response:
-            return bool(response.status == 200)
-
-    wait_until("the operator's liveness endpoint", healthy, 60, operator)
+    _wait_http("the operator's liveness endpoint", f"http://127.0.0.1:{health}/healthz", operator)
     print("[up] operator running", flush=True)
-    stripe = _start_stripe_mock(env)
-    api, api_description = _start_control_api(env, stripe[1])
+    print("[up] ensuring stripe-mock (Stripe's API double; built once from its Go module)", flush=True)
+    stripe = start_stripe_mock(env.workdir)
+    api, api_description = _start_control_api(env, stripe.url)
     proxy, proxy_description = _start_proxy(env)
-    return [operator, stripe[0], api, proxy], {
+    return [operator, stripe.process, api, proxy], {
         "proxy": proxy_description,
         "operator": f"metrics http://127.0.0.1:{metrics}/metrics, health http://127.0.0.1:{health}/healthz, "
         f"log {env.workdir / 'operator.log'}",
-        "stripe": f"{stripe[1]} (stripe-mock; webhook secret {LOCAL_WEBHOOK_SECRET})",
+        "stripe": f"{stripe.url} (stripe-mock; webhook secret {LOCAL_WEBHOOK_SECRET})",
         "control_api": api_description,
     }
 
@@ -199,22 +178,6 @@ def _start_proxy(env: Environment) -> tuple[ManagedProcess, str]:
     _wait_http("the token proxy", f"http://127.0.0.1:{port}/readyz", proxy)
     print("[up] token proxy running", flush=True)
     return proxy, f"http://127.0.0.1:{port}/v1  (upstream: {upstream}; log {env.workdir / 'token-proxy.log'})"
-
-
-def _start_stripe_mock(env: Environment) -> tuple[ManagedProcess, str]:
-    print("[up] ensuring stripe-mock (Stripe's API double; built once from its Go module)", flush=True)
-    binary = build_stripe_mock()
-    port = free_port()
-    mock = ManagedProcess("stripe-mock", [str(binary), "-http-port", str(port)], env.workdir / "stripe-mock.log")
-    mock.start()
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        headers = {"Authorization": "Bearer sk_test_local"}
-        return httpx.get(f"{url}/v1/customers", headers=headers, timeout=2).status_code == 200
-
-    wait_until("stripe-mock", answers, 60, mock)
-    return mock, url
 
 
 def _describe(state: dict[str, str]) -> str:

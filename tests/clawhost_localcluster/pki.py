@@ -129,3 +129,28 @@ def create_pki(directory: Path) -> Pki:
             sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
         ),
     )
+
+
+@dataclass(frozen=True)
+class JwtKeys:
+    """An RS256 key pair on disk, as the control API loads it (CLAWHOST_API_JWT_*_KEY_FILE)."""
+
+    private_file: Path
+    public_file: Path
+    private_key: rsa.RSAPrivateKey
+    public_pem: bytes
+
+
+def write_jwt_keys(directory: Path) -> JwtKeys:
+    """A fresh RS256 key pair for the control API (tests, benchmarks, `make up`; production mounts its own)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return JwtKeys(
+        private_file=_write(directory / "jwt.key", _key_pem(key), private=True),
+        public_file=_write(directory / "jwt.pub", public_pem),
+        private_key=key,
+        public_pem=public_pem,
+    )

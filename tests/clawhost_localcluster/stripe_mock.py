@@ -74,9 +74,8 @@ class StripeMock:
         self.process.stop()
 
 
-@contextmanager
-def running_stripe_mock(workdir: Path) -> Iterator[StripeMock]:
-    """stripe-mock on a free loopback port (HTTP), stopped on exit."""
+def start_stripe_mock(workdir: Path) -> StripeMock:
+    """stripe-mock on a free loopback port (HTTP), answering; the caller stops it."""
     binary = build_stripe_mock()
     port = free_port()
     process = ManagedProcess("stripe-mock", [str(binary), "-http-port", str(port)], workdir / "stripe-mock.log")
@@ -94,9 +93,20 @@ def running_stripe_mock(workdir: Path) -> Iterator[StripeMock]:
 
     try:
         eventually(answers, timeout=60, what="stripe-mock answers")
-        yield StripeMock(url, process)
-    finally:
+    except BaseException:
         process.stop()
+        raise
+    return StripeMock(url, process)
+
+
+@contextmanager
+def running_stripe_mock(workdir: Path) -> Iterator[StripeMock]:
+    """stripe-mock on a free loopback port (HTTP), stopped on exit."""
+    mock = start_stripe_mock(workdir)
+    try:
+        yield mock
+    finally:
+        mock.stop()
 
 
 if __name__ == "__main__":

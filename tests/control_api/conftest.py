@@ -4,53 +4,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
 from clawhost_api.customer import PLATFORM_NAMESPACE
 from clawhost_control_api.core.config import Settings
 from clawhost_control_api.main import create_app
 from clawhost_localcluster.environment import Cluster
+from clawhost_localcluster.pki import JwtKeys, write_jwt_keys
 from clawhost_localcluster.stripe_mock import StripeMock, running_stripe_mock
-
-
-@dataclass(frozen=True)
-class JwtKeys:
-    private_file: Path
-    public_file: Path
-    private_key: rsa.RSAPrivateKey
-    public_pem: bytes
-
-
-def write_keys(folder: Path) -> JwtKeys:
-    folder.mkdir(parents=True, exist_ok=True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_file, public_file = folder / "jwt.key", folder / "jwt.pub"
-    private_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    public_file.write_bytes(public_pem)
-    return JwtKeys(private_file, public_file, key, public_pem)
 
 
 @pytest.fixture(scope="session")
 def jwt_keys(tmp_path_factory: pytest.TempPathFactory) -> JwtKeys:
-    return write_keys(tmp_path_factory.mktemp("jwt"))
+    return write_jwt_keys(tmp_path_factory.mktemp("jwt"))
 
 
 @pytest.fixture(scope="session")
 def other_jwt_keys(tmp_path_factory: pytest.TempPathFactory) -> JwtKeys:
-    return write_keys(tmp_path_factory.mktemp("jwt-other"))
+    return write_jwt_keys(tmp_path_factory.mktemp("jwt-other"))
 
 
 def fresh_database(postgres_dsn: str) -> str:
