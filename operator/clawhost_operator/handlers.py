@@ -1,24 +1,22 @@
-"""kopf wiring: watches (as in-memory indexes) of Customers and their children, and thin handlers calling Reconciler."""
+"""kopf wiring: Customers and bot-token Secrets through kopf, children through lean informers, a reconcile queue."""
 
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Iterable
 from typing import Any, cast
 
 import kopf
 import kubernetes
 from kopf._cogs.structs.bodies import RawBody
-from kopf._core.intents.filters import MetaFilterToken
 from prometheus_client import start_http_server
 
-from clawhost_api.customer import GROUP, LABEL_CUSTOMER, LABEL_MANAGED_BY, PLURAL, VERSION
-from clawhost_operator.children import MANAGER
+from clawhost_api.customer import GROUP, PLURAL, VERSION
+from clawhost_operator.informers import CHILD_KINDS, Informer
 from clawhost_operator.kube_writer import KubeWriter
 from clawhost_operator.memory import start_trimmer
 from clawhost_operator.metrics import ERRORS, IGNORED_EVENTS, QUEUE_DEPTH, RECONCILE_SECONDS, RECONCILES
@@ -29,13 +27,40 @@ from clawhost_operator.workqueue import WorkQueue
 logger = logging.getLogger("clawhost.operator")
 
 SETTINGS = OperatorSettings()
-OURS: dict[str, str | MetaFilterToken] = {LABEL_MANAGED_BY: MANAGER, LABEL_CUSTOMER: kopf.PRESENT}
 _state: dict[str, Reconciler] = {}
 _indexes: dict[str, Any] = {}
 _kopf_context: list[contextvars.Context] = []
 _queue = WorkQueue()
+_informers: dict[str, Informer] = {}
+_informer_threads: list[threading.Thread] = []
 _stop_resync = threading.Event()
 RETRY_SECONDS = 2.0
+
+
+class _NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """Keeps no diff base: this operator has no change-detecting (create/update/field) handlers."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
+def _count_ignored(kind: str) -> None:
+    IGNORED_EVENTS.labels(kind).inc()
+
+
+@kopf.on.probe(id="informers")
+def informers_alive(**_: Any) -> dict[str, int]:
+    """Liveness: every child cache's thread is running (it lists again after any failure, so it only stops by a bug)."""
+    dead = [thread.name for thread in _informer_threads if not thread.is_alive()]
+    if dead:
+        raise RuntimeError(f"informer threads stopped: {', '.join(dead)}")
+    return {kind: len(informer) for kind, informer in _informers.items()}
 
 
 @kopf.on.startup()
@@ -47,17 +72,19 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.scanning.disabled = True
-    # Server-side filtering: on a shared cluster the operator never even receives other namespaces,
-    # quotas, policies or Deployments. (Secrets stay unfiltered: bot-token Secrets carry no label of ours.)
-    ours = f"{LABEL_MANAGED_BY}={MANAGER},{LABEL_CUSTOMER}"
-    for plural in ("namespaces", "resourcequotas", "networkpolicies", "deployments"):
-        settings.watching.label_selectors[plural] = ours
+    # Only event handlers here: kopf's diff base (a deep copy of every event's body, for change-detecting
+    # handlers) would be pure overhead.
+    settings.persistence.diffbase_storage = _NoDiffBase()
     kubernetes.config.load_config()  # type: ignore[no-untyped-call]
     configuration = kubernetes.client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = SETTINGS.workers  # one pooled connection per worker thread
     _state["reconciler"] = Reconciler(SETTINGS, KubeWriter(kubernetes.client.ApiClient(configuration)))
     start_http_server(SETTINGS.metrics_port)
     _stop_resync.clear()
+    for child in CHILD_KINDS:  # each watch holds its own connection
+        informer = Informer(child, kubernetes.client.ApiClient(configuration), _queue.add, _count_ignored)
+        _informers[child.kind] = informer
+        _informer_threads.append(informer.start(_stop_resync))
     QUEUE_DEPTH.set_function(_queue.depth)
     _queue.start_workers(SETTINGS.workers, _work)
     threading.Thread(target=_resync_loop, args=(_stop_resync,), name="resync", daemon=True).start()
@@ -79,15 +106,11 @@ _KEPT_METADATA = (
 )
 
 
-_READINESS_FIELDS = ("observedGeneration", "readyReplicas", "updatedReplicas", "replicas")
-
-
 def _packed(body: kopf.Body, status: str = "all") -> bytes:
     """What reconciles read, as compact JSON: the indexes hold every object of 1,000s of customers.
 
-    Without managedFields and the like. `status`: "all" keeps it (Customers), "readiness" keeps the Deployment
-    fields readiness is judged by, "none" drops it (children whose status no reconcile reads: namespace phase,
-    quota usage). One bytes object instead of a tree of small dicts: ~6x smaller, and one allocation that does
+    Without managedFields and the like. `status`: "all" keeps it (Customers), "none" drops it (bot-token
+    Secrets). One bytes object instead of a tree of small dicts: ~6x smaller, and one allocation that does
     not pin the heap pages the burst's transient event objects lived on.
     """
     kept = {key: value for key, value in body.items() if key not in ("metadata", "status")}
@@ -95,13 +118,7 @@ def _packed(body: kopf.Body, status: str = "all") -> bytes:
     live_status = body.get("status") or {}
     if status == "all" and live_status:
         kept["status"] = dict(live_status)
-    elif status == "readiness":
-        kept["status"] = {key: live_status[key] for key in _READINESS_FIELDS if key in live_status}
     return json.dumps(kept, separators=(",", ":")).encode()
-
-
-def _by_customer(labels: kopf.Labels, body: kopf.Body, status: str = "none") -> dict[str, bytes]:
-    return {labels[LABEL_CUSTOMER]: _packed(body, status)}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -116,31 +133,6 @@ def _bot_secret_name(spec: kopf.Spec | dict[str, Any]) -> str:
 @kopf.index(GROUP, VERSION, PLURAL)
 async def customers_by_bot_secret_idx(name: str, spec: kopf.Spec, **_: Any) -> dict[str, str]:
     return {_bot_secret_name(spec): name}
-
-
-@kopf.index("namespaces", labels=OURS)
-async def namespaces_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
-    return _by_customer(labels, body)
-
-
-@kopf.index("secrets", labels=OURS)
-async def secrets_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
-    return _by_customer(labels, body)
-
-
-@kopf.index("resourcequotas", labels=OURS)
-async def quotas_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
-    return _by_customer(labels, body)
-
-
-@kopf.index("networking.k8s.io", "v1", "networkpolicies", labels=OURS)
-async def policies_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
-    return _by_customer(labels, body)
-
-
-@kopf.index("apps", "v1", "deployments", labels=OURS)
-async def deployments_idx(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, bytes]:
-    return _by_customer(labels, body, status="readiness")
 
 
 def _is_bot_secret(namespace: str | None, **_: Any) -> bool:
@@ -170,6 +162,8 @@ def _work(name: str, trigger: str) -> None:
     """One queued reconcile on a worker thread; a failed one is queued again after a pause."""
     if not _kopf_context:
         return
+    for informer in _informers.values():  # a reconcile must not take "not listed yet" for "missing"
+        informer.synced.wait()
     if not _kopf_context[0].copy().run(reconcile_named, name, trigger, _indexes):
         _queue.add_after(name, "retry", RETRY_SECONDS)
 
@@ -187,11 +181,11 @@ def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> bool:
         return True
     view = LiveView(
         customer=customer,
-        namespace=_first(indexes["namespaces_idx"], name),
-        secret=_first(indexes["secrets_idx"], name),
-        quota=_first(indexes["quotas_idx"], name),
-        policy=_first(indexes["policies_idx"], name),
-        deployment=_first(indexes["deployments_idx"], name),
+        namespace=_informers["namespace"].get(name),
+        secret=_informers["secret"].get(name),
+        quota=_informers["quota"].get(name),
+        policy=_informers["policy"].get(name),
+        deployment=_informers["deployment"].get(name),
         bot_secret=_first(indexes["bot_secrets_idx"], _bot_secret_name(customer.get("spec") or {})),
     )
 
@@ -224,54 +218,6 @@ async def on_customer(name: str, type: str | None, **kwargs: Any) -> None:
     _capture(kwargs)
     if type != "DELETED":
         _queue.add(name, "customer")
-
-
-_fingerprints: dict[tuple[str, str], bytes] = {}
-_fingerprints_guard = threading.Lock()
-
-
-def _fingerprint(kind: str, body: kopf.Body) -> bytes:
-    """What a reconcile can react to in a child: everything but status (of a Deployment, its readiness)."""
-    meta = body.get("metadata") or {}
-    relevant: dict[str, Any] = {key: value for key, value in body.items() if key not in ("metadata", "status")}
-    relevant["metadata"] = {key: meta.get(key) for key in _KEPT_METADATA if key != "resourceVersion"}
-    if kind == "deployment":
-        status = body.get("status") or {}
-        relevant["status"] = [status.get(key) for key in _READINESS_FIELDS]
-    return hashlib.blake2b(json.dumps(relevant, sort_keys=True, default=str).encode(), digest_size=16).digest()
-
-
-def _changed(kind: str, customer: str, type_: str | None, body: kopf.Body) -> bool:
-    """False for an update that only moved fields no reconcile reads (quota usage, most Deployment status)."""
-    key = (kind, customer)
-    with _fingerprints_guard:
-        if type_ == "DELETED":
-            _fingerprints.pop(key, None)
-            return True
-        fingerprint = _fingerprint(kind, body)
-        previous = _fingerprints.get(key)
-        _fingerprints[key] = fingerprint
-    return not (type_ == "MODIFIED" and previous == fingerprint)
-
-
-def _child_handler(kind: str) -> Callable[..., Coroutine[Any, Any, None]]:
-    async def handler(labels: kopf.Labels, type: str | None, body: kopf.Body, **kwargs: Any) -> None:
-        _capture(kwargs)
-        customer = labels[LABEL_CUSTOMER]
-        if not _changed(kind, customer, type, body):
-            IGNORED_EVENTS.labels(kind).inc()
-            return
-        _queue.add(customer, kind)
-
-    handler.__name__ = f"on_{kind}"
-    return handler
-
-
-kopf.on.event("namespaces", labels=OURS, id="on_namespace")(_child_handler("namespace"))
-kopf.on.event("secrets", labels=OURS, id="on_secret")(_child_handler("secret"))
-kopf.on.event("resourcequotas", labels=OURS, id="on_quota")(_child_handler("quota"))
-kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=OURS, id="on_policy")(_child_handler("policy"))
-kopf.on.event("apps", "v1", "deployments", labels=OURS, id="on_deployment")(_child_handler("deployment"))
 
 
 @kopf.on.event("secrets", when=_is_bot_secret)
