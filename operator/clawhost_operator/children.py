@@ -15,6 +15,7 @@ GATEWAY_NAME = "gateway"
 SECRET_NAME = "gateway-inputs"
 QUOTA_NAME = "gateway-quota"
 POLICY_NAME = "gateway-egress"
+SERVICE_ACCOUNT_NAME = "gateway"
 ANNOTATION_CONFIG_HASH = "clawhost.dev/config-hash"
 ANNOTATION_ROTATION = "clawhost.dev/proxy-token-rotation"
 GATEWAY_UID = 10001
@@ -112,6 +113,22 @@ def render_quota(customer: str, tier: Tier) -> Obj:
                 "persistentvolumeclaims": "0",
             }
         },
+    }
+
+
+def render_service_account(customer: str) -> Obj:
+    """The gateway's own identity: no RBAC, no token mounted.
+
+    Its own rather than the namespace's "default": a pod may only be created once its ServiceAccount exists,
+    and "default" comes from the controller-manager's ServiceAccount controller some time after the
+    namespace. Under a burst of new namespaces that lag made the ReplicaSet controller's pod creations fail
+    and back off exponentially (hundreds of FailedCreate events at 1,000 new customers).
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(SERVICE_ACCOUNT_NAME, customer, namespace_for(customer)),
+        "automountServiceAccountToken": False,
     }
 
 
@@ -239,6 +256,7 @@ def render_deployment(customer: str, tier: Tier, image: str, replicas: int, inpu
                     "annotations": {ANNOTATION_CONFIG_HASH: inputs_hash},
                 },
                 "spec": {
+                    "serviceAccountName": SERVICE_ACCOUNT_NAME,
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": {

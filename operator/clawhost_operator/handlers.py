@@ -185,6 +185,7 @@ def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> bool:
         secret=_informers["secret"].get(name),
         quota=_informers["quota"].get(name),
         policy=_informers["policy"].get(name),
+        service_account=_informers["serviceaccount"].get(name),
         deployment=_informers["deployment"].get(name),
         bot_secret=_first(indexes["bot_secrets_idx"], _bot_secret_name(customer.get("spec") or {})),
     )

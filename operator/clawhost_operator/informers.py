@@ -24,7 +24,14 @@ import kubernetes
 import orjson
 
 from clawhost_api.customer import LABEL_CUSTOMER, LABEL_MANAGED_BY, namespace_for
-from clawhost_operator.children import GATEWAY_NAME, MANAGER, POLICY_NAME, QUOTA_NAME, SECRET_NAME
+from clawhost_operator.children import (
+    GATEWAY_NAME,
+    MANAGER,
+    POLICY_NAME,
+    QUOTA_NAME,
+    SECRET_NAME,
+    SERVICE_ACCOUNT_NAME,
+)
 
 logger = logging.getLogger("clawhost.operator.informers")
 
@@ -214,5 +221,6 @@ CHILD_KINDS = (
     ChildKind("secret", "/api/v1/secrets", "none", SECRET_NAME),
     ChildKind("quota", "/api/v1/resourcequotas", "none", QUOTA_NAME),
     ChildKind("policy", "/apis/networking.k8s.io/v1/networkpolicies", "none", POLICY_NAME),
+    ChildKind("serviceaccount", "/api/v1/serviceaccounts", "none", SERVICE_ACCOUNT_NAME),
     ChildKind("deployment", "/apis/apps/v1/deployments", "readiness", GATEWAY_NAME),
 )

@@ -17,6 +17,7 @@ _PATHS = {
     "Namespace": "/api/v1/namespaces/{name}",
     "Secret": "/api/v1/namespaces/{namespace}/secrets/{name}",
     "ResourceQuota": "/api/v1/namespaces/{namespace}/resourcequotas/{name}",
+    "ServiceAccount": "/api/v1/namespaces/{namespace}/serviceaccounts/{name}",
     "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{name}",
     "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
 }

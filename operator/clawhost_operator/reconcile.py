@@ -30,6 +30,7 @@ from clawhost_operator.children import (
     render_network_policy,
     render_quota,
     render_secret,
+    render_service_account,
     secret_data,
 )
 from clawhost_operator.compare import contains
@@ -55,6 +56,7 @@ class LiveView:
     secret: Obj | None = None
     quota: Obj | None = None
     policy: Obj | None = None
+    service_account: Obj | None = None
     deployment: Obj | None = None
     bot_secret: Obj | None = None
     # resourceVersions of the Customer written by this reconcile: versions the watch may still deliver that do
@@ -317,6 +319,7 @@ class Reconciler:
             (render_secret(name, data, tokens.rotation), view.secret),
             (render_quota(name, tier), view.quota),
             (render_network_policy(name, self.settings.proxy_namespace), view.policy),
+            (render_service_account(name), view.service_account),  # before the pods that run as it
             (deployment, view.deployment),
         ]
         for desired, live in wanted:

@@ -36,6 +36,7 @@ from clawhost_operator.children import (
     render_network_policy,
     render_quota,
     render_secret,
+    render_service_account,
     secret_data,
 )
 from clawhost_operator.kube_writer import KubeWriter
@@ -157,6 +158,7 @@ def floor_phase(names: list[str], timeout: float) -> tuple[float, dict[str, floa
                 render_secret(name, data, ""),
                 render_quota(name, tier),
                 render_network_policy(name, "platform"),
+                render_service_account(name),
                 render_deployment(name, tier, "clawhost/openclaw-gateway:bench", 1, "h"),
             ]
             objects[0]["metadata"].pop("ownerReferences")

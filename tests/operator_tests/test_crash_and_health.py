@@ -44,7 +44,16 @@ def test_operator_killed_mid_provisioning_converges_without_duplicates(
     operator.kill()
     operator.start()
     customer = customers.wait_ready(name, timeout=90)
-    for kind in ("namespaces", "secrets", "resourcequotas", "networkpolicies", "deployments", "replicasets", "pods"):
+    for kind in (
+        "namespaces",
+        "secrets",
+        "resourcequotas",
+        "networkpolicies",
+        "serviceaccounts",
+        "deployments",
+        "replicasets",
+        "pods",
+    ):
         assert len(_labelled(customers, kind, name)) == 1, f"exactly one {kind} for {name}"
     orphans = [
         ns["metadata"]["name"]

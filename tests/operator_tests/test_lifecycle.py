@@ -65,6 +65,9 @@ def test_create_reaches_ready_with_every_child(operator: OperatorProcess, custom
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     assert pod_spec["automountServiceAccountToken"] is False
+    assert pod_spec["serviceAccountName"] == "gateway"
+    account = get_json(customers.cluster, "serviceaccount", "gateway", "-n", ns)
+    assert account["automountServiceAccountToken"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}
@@ -220,6 +223,11 @@ def test_delete_removes_the_namespace_before_the_customer(
             ["delete", "networkpolicy", "gateway-egress"],
             lambda c, ns: get_json(c, "networkpolicy", "gateway-egress", "-n", ns) is not None,
         ),
+        (
+            "serviceaccount",
+            ["delete", "serviceaccount", "gateway"],
+            lambda c, ns: get_json(c, "serviceaccount", "gateway", "-n", ns) is not None,
+        ),
     ],
 )
 def test_drift_is_repaired_within_ten_seconds(
@@ -287,6 +295,7 @@ def test_steady_state_makes_no_writes(operator: OperatorProcess, customers: Cust
         ("secret", "gateway-inputs", ns),
         ("resourcequota", "gateway-quota", ns),
         ("networkpolicy", "gateway-egress", ns),
+        ("serviceaccount", "gateway", ns),
         ("deployment", "gateway", ns),
     ]
 
