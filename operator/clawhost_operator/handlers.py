@@ -54,6 +54,18 @@ def _count_ignored(kind: str) -> None:
     IGNORED_EVENTS.labels(kind).inc()
 
 
+def _own_echo(version: str | None) -> bool:
+    reconciler = _state.get("reconciler")
+    return reconciler is not None and reconciler.writer.own_versions.echo(version)
+
+
+def _child_changed(customer: str, kind: str, version: str | None) -> None:
+    if _own_echo(version):
+        IGNORED_EVENTS.labels(f"{kind}-own-write").inc()
+        return
+    _queue.add(customer, kind)
+
+
 @kopf.on.probe(id="informers")
 def informers_alive(**_: Any) -> dict[str, int]:
     """Liveness: every child cache's thread is running (it lists again after any failure, so it only stops by a bug)."""
@@ -82,7 +94,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     start_http_server(SETTINGS.metrics_port)
     _stop_resync.clear()
     for child in CHILD_KINDS:  # each watch holds its own connection
-        informer = Informer(child, kubernetes.client.ApiClient(configuration), _queue.add, _count_ignored)
+        informer = Informer(child, kubernetes.client.ApiClient(configuration), _child_changed, _count_ignored)
         _informers[child.kind] = informer
         _informer_threads.append(informer.start(_stop_resync))
     QUEUE_DEPTH.set_function(_queue.depth)
@@ -215,8 +227,11 @@ def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> bool:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def on_customer(name: str, type: str | None, **kwargs: Any) -> None:
+async def on_customer(name: str, type: str | None, body: kopf.Body, **kwargs: Any) -> None:
     _capture(kwargs)
+    if _own_echo(body.get("metadata", {}).get("resourceVersion")):
+        IGNORED_EVENTS.labels("customer-own-write").inc()
+        return
     if type != "DELETED":
         _queue.add(name, "customer")
 

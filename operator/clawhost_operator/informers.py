@@ -36,7 +36,7 @@ from clawhost_operator.children import (
 logger = logging.getLogger("clawhost.operator.informers")
 
 Obj = dict[str, Any]
-OnChange = Callable[[str, str], None]  # (customer, kind)
+OnChange = Callable[[str, str, str | None], None]  # (customer, kind, the resourceVersion that changed it)
 SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER},{LABEL_CUSTOMER}"
 KEPT_METADATA = (
     "name",
@@ -149,7 +149,7 @@ class Informer:
         self._version = listing["metadata"]["resourceVersion"]
         for key in fresh.keys() | previous.keys():
             if (fresh.get(key) or (None, b""))[1] != (previous.get(key) or (None, b""))[1]:
-                self.on_change(key, self.child.kind)
+                self.on_change(key, self.child.kind, None)
 
     def _apply(self, event: Obj) -> None:
         kind, obj = event.get("type"), event.get("object") or {}
@@ -165,7 +165,7 @@ class Informer:
             return
         if kind == "DELETED":
             if self._items.pop(key, None) is not None:
-                self.on_change(key, self.child.kind)
+                self.on_change(key, self.child.kind, None)
             return
         essence = essential(obj, self.child.status)
         previous = self._items.get(key)
@@ -173,7 +173,7 @@ class Informer:
         if previous is not None and previous[1] == essence:
             self.on_ignored(self.child.kind)
         else:
-            self.on_change(key, self.child.kind)
+            self.on_change(key, self.child.kind, self._version)
 
     def _watch(self, stop: threading.Event) -> None:
         query = [

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import kubernetes
+import orjson
 
 from clawhost_api.customer import GROUP, PLURAL, VERSION
 from clawhost_operator.children import MANAGER
@@ -28,11 +30,41 @@ def object_path(obj: Obj) -> str:
     return _PATHS[obj["kind"]].format(name=meta["name"], namespace=meta.get("namespace", ""))
 
 
+class OwnVersions:
+    """The resourceVersions our own writes produced, so the watch events that merely echo them back cost no reconcile.
+
+    A resourceVersion is unique cluster-wide (etcd's revision), so the version alone identifies the write. An
+    echo says nothing the reconcile that wrote it did not already know: whatever anyone else changed in
+    between has a version (and an event) of its own. Bounded: the oldest are forgotten first.
+    """
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self._versions: dict[str, None] = {}
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def add(self, version: str | None) -> None:
+        if not version:
+            return
+        with self._lock:
+            self._versions[version] = None
+            if len(self._versions) > self._limit:
+                del self._versions[next(iter(self._versions))]
+
+    def echo(self, version: str | None) -> bool:
+        """True, once, for a version one of our writes produced."""
+        if not version:
+            return False
+        with self._lock:
+            return self._versions.pop(version, 0) is None
+
+
 class KubeWriter:
-    """Thin wrapper over the kubernetes client's ApiClient; counts every write in metrics."""
+    """Thin wrapper over the kubernetes client's ApiClient; counts every write in metrics, remembers its versions."""
 
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
         self._api = api_client
+        self.own_versions = OwnVersions()
 
     def _call(
         self, method: str, path: str, body: object | None, content_type: str, query: list[tuple[str, str]] | None = None
@@ -56,12 +88,13 @@ class KubeWriter:
     def _customer_write(self, path: str, patch: Obj) -> str | None:
         """A merge patch of the Customer (or its status); returns the resourceVersion the write produced."""
         data = self._call("PATCH", path, patch, "application/merge-patch+json")
-        version: str | None = json.loads(data).get("metadata", {}).get("resourceVersion")
+        version: str | None = orjson.loads(data).get("metadata", {}).get("resourceVersion")
+        self.own_versions.add(version)
         return version
 
     def apply(self, obj: Obj) -> None:
         """Server-side apply with our field manager: creates when missing, reverts drift in fields we own."""
-        self._call(
+        data = self._call(
             "PATCH",
             object_path(obj),
             obj,
@@ -69,6 +102,7 @@ class KubeWriter:
             [("fieldManager", MANAGER), ("force", "true")],
         )
         API_WRITES.labels(obj["kind"], "apply").inc()
+        self.own_versions.add(orjson.loads(data).get("metadata", {}).get("resourceVersion"))
 
     def delete_namespace(self, name: str) -> None:
         try:

@@ -26,7 +26,7 @@ class Recorder:
         self.ignored = 0
         self.lock = threading.Lock()
 
-    def changed(self, customer: str, kind: str) -> None:
+    def changed(self, customer: str, kind: str, version: str | None) -> None:
         with self.lock:
             self.changes[customer] += 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from clawhost_localcluster.waiting import eventually
+from clawhost_operator.kube_writer import OwnVersions
 from clawhost_operator.workqueue import WorkQueue
 
 
@@ -62,3 +63,17 @@ def test_workers_never_run_one_customer_twice_at_once_and_close_stops_them() -> 
     assert counts["b"] <= 2
     queue.close()
     assert queue.get() is None
+
+
+def test_own_versions_are_echoes_once() -> None:
+    versions = OwnVersions(limit=2)
+    versions.add("10")
+    versions.add(None)
+    assert not versions.echo("9")
+    assert versions.echo("10")
+    assert not versions.echo("10"), "an echo is recognised once"
+    for version in ("11", "12", "13"):
+        versions.add(version)
+    assert not versions.echo("11"), "the oldest is forgotten beyond the limit"
+    assert versions.echo("12")
+    assert versions.echo("13")
