@@ -16,7 +16,7 @@ from kopf._cogs.structs.bodies import RawBody
 from prometheus_client import start_http_server
 
 from clawhost_api.customer import GROUP, PLURAL, VERSION
-from clawhost_operator.informers import CHILD_KINDS, Informer
+from clawhost_operator.informers import CHILD_KINDS, ChildKind, Informer, OnChange, bot_secrets
 from clawhost_operator.kube_writer import KubeWriter
 from clawhost_operator.memory import start_trimmer
 from clawhost_operator.metrics import ERRORS, IGNORED_EVENTS, QUEUE_DEPTH, RECONCILE_SECONDS, RECONCILES
@@ -93,8 +93,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     _state["reconciler"] = Reconciler(SETTINGS, KubeWriter(kubernetes.client.ApiClient(configuration)))
     start_http_server(SETTINGS.metrics_port)
     _stop_resync.clear()
-    for child in CHILD_KINDS:  # each watch holds its own connection
-        informer = Informer(child, kubernetes.client.ApiClient(configuration), _child_changed, _count_ignored)
+    caches: list[tuple[ChildKind, OnChange]] = [(child, _child_changed) for child in CHILD_KINDS]
+    caches.append((bot_secrets(SETTINGS.bot_token_namespace), _bot_secret_changed))
+    for child, on_change in caches:  # each watch holds its own connection
+        informer = Informer(child, kubernetes.client.ApiClient(configuration), on_change, _count_ignored)
         _informers[child.kind] = informer
         _informer_threads.append(informer.start(_stop_resync))
     QUEUE_DEPTH.set_function(_queue.depth)
@@ -118,18 +120,16 @@ _KEPT_METADATA = (
 )
 
 
-def _packed(body: kopf.Body, status: str = "all") -> bytes:
-    """What reconciles read, as compact JSON: the indexes hold every object of 1,000s of customers.
+def _packed(body: kopf.Body) -> bytes:
+    """What reconciles read of a Customer, as compact JSON: the index holds 1,000s of them.
 
-    Without managedFields and the like. `status`: "all" keeps it (Customers), "none" drops it (bot-token
-    Secrets). One bytes object instead of a tree of small dicts: ~6x smaller, and one allocation that does
-    not pin the heap pages the burst's transient event objects lived on.
+    Without managedFields and the like. One bytes object instead of a tree of small dicts: ~6x smaller, and
+    one allocation that does not pin the heap pages the burst's transient event objects lived on.
     """
     kept = {key: value for key, value in body.items() if key not in ("metadata", "status")}
     kept["metadata"] = {key: body["metadata"][key] for key in _KEPT_METADATA if key in body["metadata"]}
-    live_status = body.get("status") or {}
-    if status == "all" and live_status:
-        kept["status"] = dict(live_status)
+    if body.get("status"):
+        kept["status"] = dict(body["status"])
     return json.dumps(kept, separators=(",", ":")).encode()
 
 
@@ -145,15 +145,6 @@ def _bot_secret_name(spec: kopf.Spec | dict[str, Any]) -> str:
 @kopf.index(GROUP, VERSION, PLURAL)
 async def customers_by_bot_secret_idx(name: str, spec: kopf.Spec, **_: Any) -> dict[str, str]:
     return {_bot_secret_name(spec): name}
-
-
-def _is_bot_secret(namespace: str | None, **_: Any) -> bool:
-    return namespace == SETTINGS.bot_token_namespace
-
-
-@kopf.index("secrets", when=_is_bot_secret)
-async def bot_secrets_idx(name: str, body: kopf.Body, **_: Any) -> dict[str, bytes]:
-    return {name: _packed(body, status="none")}
 
 
 def _first(index: kopf.Index[str, bytes], key: str) -> dict[str, Any] | None:
@@ -199,7 +190,7 @@ def reconcile_named(name: str, trigger: str, indexes: dict[str, Any]) -> bool:
         policy=_informers["policy"].get(name),
         service_account=_informers["serviceaccount"].get(name),
         deployment=_informers["deployment"].get(name),
-        bot_secret=_first(indexes["bot_secrets_idx"], _bot_secret_name(customer.get("spec") or {})),
+        bot_secret=_informers["bot-secret"].get(_bot_secret_name(customer.get("spec") or {})),
     )
 
     def emit(kind: str, reason: str, message: str) -> None:
@@ -236,10 +227,10 @@ async def on_customer(name: str, type: str | None, body: kopf.Body, **kwargs: An
         _queue.add(name, "customer")
 
 
-@kopf.on.event("secrets", when=_is_bot_secret)
-async def on_bot_secret(name: str, **kwargs: Any) -> None:
-    _capture(kwargs)
-    for customer in list(kwargs["customers_by_bot_secret_idx"].get(name) or ()):
+def _bot_secret_changed(secret: str, kind: str, version: str | None) -> None:
+    """A bot-token Secret changed: every customer referring to it (known once kopf has handed over its indexes)."""
+    by_secret = _indexes.get("customers_by_bot_secret_idx")
+    for customer in list((by_secret.get(secret) if by_secret is not None else None) or ()):
         _queue.add(customer, "bot-secret")
 
 

@@ -80,6 +80,8 @@ class ChildKind:
     status: str  # see `essential`
     name: str  # the name the operator gives it (the namespace's is the customer's namespace): others are ignored
     namespaced: bool = True
+    selector: str = SELECTOR
+    by_name: bool = False  # keyed by the object's own name, not its customer label (bot-token Secrets)
 
 
 @dataclass
@@ -108,6 +110,8 @@ class Informer:
 
     def _key(self, obj: Obj) -> str | None:
         meta = obj.get("metadata") or {}
+        if self.child.by_name:
+            return str(meta.get("name") or "") or None
         customer = (meta.get("labels") or {}).get(LABEL_CUSTOMER)
         if not customer:
             return None
@@ -136,7 +140,7 @@ class Informer:
 
     def _list(self) -> None:
         """A fresh listing; customers whose object appeared, changed or vanished since the last one are told."""
-        listing = orjson.loads(self._request([("labelSelector", SELECTOR)], 60).read())
+        listing = orjson.loads(self._request([("labelSelector", self.child.selector)], 60).read())
         fresh: dict[str, tuple[str, bytes]] = {}
         # A list's items carry no kind or apiVersion (a watch's objects do): put them back, reconciles compare them.
         identity = {"kind": str(listing["kind"]).removesuffix("List"), "apiVersion": listing["apiVersion"]}
@@ -177,7 +181,7 @@ class Informer:
 
     def _watch(self, stop: threading.Event) -> None:
         query = [
-            ("labelSelector", SELECTOR),
+            ("labelSelector", self.child.selector),
             ("watch", "true"),
             ("allowWatchBookmarks", "true"),
             ("resourceVersion", self._version),
@@ -224,3 +228,8 @@ CHILD_KINDS = (
     ChildKind("serviceaccount", "/api/v1/serviceaccounts", "none", SERVICE_ACCOUNT_NAME),
     ChildKind("deployment", "/apis/apps/v1/deployments", "readiness", GATEWAY_NAME),
 )
+
+
+def bot_secrets(namespace: str) -> ChildKind:
+    """The Secrets holding customers' bot tokens (written by the control API or by hand; no label of ours)."""
+    return ChildKind("bot-secret", f"/api/v1/namespaces/{namespace}/secrets", "none", "", selector="", by_name=True)
