@@ -58,19 +58,36 @@ class WatchExpiredError(Exception):
     """The API server no longer has the history our resourceVersion points into (410 Gone): list again."""
 
 
-def essential(obj: Obj, status: str) -> bytes:
-    """What reconciles read of a child, as compact JSON bytes, without the resourceVersion.
+def essential(obj: Obj, status: str) -> tuple[bytes, bytes]:
+    """What reconciles read of a child, as compact JSON bytes without the resourceVersion, and its significance.
 
     `status`: "none" drops it (namespace phase, quota usage: no reconcile reads them), "readiness" keeps the
     Deployment fields readiness is judged by. Two versions that differ only in what is dropped are equal.
+    The significance is what a change must alter to be worth a reconcile: the essence itself, except that of
+    a Deployment's status only the verdict counts (ready or not, pods or none). On its way to Ready a new
+    Deployment's status changes 3-4 times; only the last of them changes the verdict.
     """
     kept = {key: value for key, value in obj.items() if key not in ("metadata", "status")}
     meta = obj.get("metadata") or {}
     kept["metadata"] = {key: meta[key] for key in KEPT_METADATA if key in meta}
-    if status == "readiness":
-        live = obj.get("status") or {}
-        kept["status"] = {key: live[key] for key in READINESS_FIELDS if key in live}
-    return orjson.dumps(kept)
+    if status != "readiness":
+        essence = orjson.dumps(kept)
+        return essence, essence
+    significance = orjson.dumps([kept, readiness_verdict(meta, obj.get("status") or {})])
+    live = obj.get("status") or {}
+    kept["status"] = {key: live[key] for key in READINESS_FIELDS if key in live}
+    return orjson.dumps(kept), significance
+
+
+def readiness_verdict(meta: Obj, status: Obj) -> tuple[bool, bool]:
+    """(its one pod is Ready at the current generation, it has pods at all): what a Customer's status reflects."""
+    ready = (
+        status.get("observedGeneration", 0) >= meta.get("generation", 0)
+        and status.get("readyReplicas", 0) >= 1
+        and status.get("updatedReplicas", 0) >= 1
+        and status.get("replicas", 0) == 1
+    )
+    return ready, status.get("replicas", 0) > 0
 
 
 @dataclass(frozen=True)
@@ -93,7 +110,7 @@ class Informer:
     on_change: OnChange
     on_ignored: Callable[[str], None] = lambda kind: None
     synced: threading.Event = field(default_factory=threading.Event)
-    _items: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    _items: dict[str, tuple[str, bytes, bytes]] = field(default_factory=dict)  # rv, essence, significance
     _version: str = ""
 
     def get(self, customer: str) -> Obj | None:
@@ -141,18 +158,18 @@ class Informer:
     def _list(self) -> None:
         """A fresh listing; customers whose object appeared, changed or vanished since the last one are told."""
         listing = orjson.loads(self._request([("labelSelector", self.child.selector)], 60).read())
-        fresh: dict[str, tuple[str, bytes]] = {}
+        fresh: dict[str, tuple[str, bytes, bytes]] = {}
         # A list's items carry no kind or apiVersion (a watch's objects do): put them back, reconciles compare them.
         identity = {"kind": str(listing["kind"]).removesuffix("List"), "apiVersion": listing["apiVersion"]}
         for obj in listing.get("items") or []:
             obj.update(identity)
             key = self._key(obj)
             if key is not None:
-                fresh[key] = (obj["metadata"]["resourceVersion"], essential(obj, self.child.status))
+                fresh[key] = (obj["metadata"]["resourceVersion"], *essential(obj, self.child.status))
         previous, self._items = self._items, fresh
         self._version = listing["metadata"]["resourceVersion"]
         for key in fresh.keys() | previous.keys():
-            if (fresh.get(key) or (None, b""))[1] != (previous.get(key) or (None, b""))[1]:
+            if (fresh.get(key) or ("", b"", b""))[1] != (previous.get(key) or ("", b"", b""))[1]:
                 self.on_change(key, self.child.kind, None)
 
     def _apply(self, event: Obj) -> None:
@@ -171,10 +188,10 @@ class Informer:
             if self._items.pop(key, None) is not None:
                 self.on_change(key, self.child.kind, None)
             return
-        essence = essential(obj, self.child.status)
+        essence, significance = essential(obj, self.child.status)
         previous = self._items.get(key)
-        self._items[key] = (self._version, essence)
-        if previous is not None and previous[1] == essence:
+        self._items[key] = (self._version, essence, significance)
+        if previous is not None and previous[2] == significance:
             self.on_ignored(self.child.kind)
         else:
             self.on_change(key, self.child.kind, self._version)

@@ -35,6 +35,7 @@ from clawhost_operator.children import (
 )
 from clawhost_operator.compare import contains
 from clawhost_operator.effective import Decision, decide
+from clawhost_operator.informers import readiness_verdict
 from clawhost_operator.kube_writer import KubeWriter
 from clawhost_operator.metrics import TRANSITIONS
 from clawhost_operator.openclaw_config import render_openclaw_config, serialize_config
@@ -103,14 +104,7 @@ def _annotations(obj: Obj | None) -> dict[str, str]:
 def _deployment_ready(live: Obj | None, desired: Obj) -> bool:
     if live is None or not contains(live, desired):
         return False
-    status = live.get("status") or {}
-    generation = (live.get("metadata") or {}).get("generation", 0)
-    return bool(
-        status.get("observedGeneration", 0) >= generation
-        and status.get("readyReplicas", 0) >= 1
-        and status.get("updatedReplicas", 0) >= 1
-        and status.get("replicas", 0) == 1
-    )
+    return readiness_verdict(live.get("metadata") or {}, live.get("status") or {})[0]
 
 
 class Reconciler:
