@@ -30,6 +30,16 @@ TOKENS = Counter("clawhost_proxy_tokens_total", "Tokens metered", ["customer", "
 DURATION = Histogram("clawhost_proxy_request_duration_seconds", "Request duration", ["route", "stream"])
 BLOCKED = Counter("clawhost_proxy_blocked_total", "Requests refused by the proxy", ["reason"])
 UPSTREAM_ERRORS = Counter("clawhost_proxy_upstream_errors_total", "Upstream failures", ["kind"])
+RESERVATIONS = Counter(
+    "clawhost_proxy_reservations_total",
+    "Reservations by path: reserve_first, overlapped (with the upstream call), overlap_refused",
+    ["path"],
+)
+# Label children resolved once: a labels() lookup per request is measurable on the hot path.
+_RESERVE_FIRST = RESERVATIONS.labels("reserve_first")
+_OVERLAPPED = RESERVATIONS.labels("overlapped")
+_OVERLAP_REFUSED = RESERVATIONS.labels("overlap_refused")
+_CHAT_DURATION = {True: DURATION.labels("chat", "true"), False: DURATION.labels("chat", "false")}
 WARNING_HEADER = "X-Clawhost-Usage-Warning"
 PER_MESSAGE_OVERHEAD = 16  # chat-template tokens per message, on top of the byte bound
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -204,37 +214,74 @@ class Proxy:
         cap_key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
         requested = int(body.get(cap_key) or self.settings.default_max_tokens)
         prompt_bound = len(raw) + PER_MESSAGE_OVERHEAD * len(body["messages"])
-        try:
-            reservation = await self.limiter.reserve(auth, prompt_bound + requested, prompt_bound + 1, limit)
-        except RedisError:
-            return _usage_store_down()
-        if reservation is None:
-            BLOCKED.labels("monthly_limit").inc()
-            return openai_error(
-                429,
-                f"monthly limit reached ({limit:,} tokens for the {get_tier(auth.tier).display_name} plan); "
-                f"upgrade at {self.settings.upgrade_url}",
-                "clawhost_monthly_limit",
-                "monthly_limit_reached",
-            )
-        body[cap_key] = min(requested, reservation.granted - prompt_bound)
+        wanted = prompt_bound + requested
         stream = bool(body.get("stream"))
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if stream:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        reservation: Reservation | None = None
+        upstream: Awaitable[Any] | None = None
+        speculation = self.limiter.speculate(auth, wanted, limit)
+        if speculation is not None:
+            # Plenty left: reserve (all or nothing) while the upstream call starts; nothing reaches the
+            # client before the grant is in, and a refusal cancels the call (see limits.py).
+            body[cap_key] = requested
+            task = asyncio.create_task(self._call_upstream(orjson.dumps(body), stream))
+            try:
+                reservation = await speculation
+            except RedisError:
+                _abandon(task)
+                return _usage_store_down()
+            except BaseException:
+                _abandon(task)
+                raise
+            if reservation is None:
+                _abandon(task)
+                _OVERLAP_REFUSED.inc()
+            else:
+                _OVERLAPPED.inc()
+                upstream = task
+        if reservation is None:
+            try:
+                reservation = await self.limiter.reserve(auth, wanted, prompt_bound + 1, limit)
+            except RedisError:
+                return _usage_store_down()
+            if reservation is None:
+                BLOCKED.labels("monthly_limit").inc()
+                return openai_error(
+                    429,
+                    f"monthly limit reached ({limit:,} tokens for the {get_tier(auth.tier).display_name} plan); "
+                    f"upgrade at {self.settings.upgrade_url}",
+                    "clawhost_monthly_limit",
+                    "monthly_limit_reached",
+                )
+            _RESERVE_FIRST.inc()
+            body[cap_key] = min(requested, reservation.granted - prompt_bound)
+            upstream = self._call_upstream(orjson.dumps(body), stream)
+        assert upstream is not None
         call = _Call(
             auth, str(body["model"]), f"{auth.name}/{request_id}", request_id, started, time.time(), reservation
         )
         try:
             if stream:
-                return await self._stream(request, call, body, wants_usage)
-            return await self._complete(call, body)
+                return await self._stream(request, call, body, wants_usage, upstream)
+            return await self._complete(call, body, upstream)
         except RedisError:
             if call.responding:
                 raise  # a stream already under way is cut short: the client never sees it finish
             return _usage_store_down()
         finally:
-            DURATION.labels("chat", "true" if stream else "false").observe(time.perf_counter() - started)
+            self.limiter.release(reservation)
+            _CHAT_DURATION[stream].observe(time.perf_counter() - started)
+
+    async def _call_upstream(self, data: bytes, stream: bool) -> Any:
+        """The upstream call: (status, body) when not streaming, else the response with its headers read."""
+        assert self.session is not None
+        upstream = await self.session.post(self._chat_url, data=data, headers=self._upstream_headers)
+        if stream:
+            return upstream
+        async with upstream:
+            return upstream.status, await upstream.read()
 
     def _warning(self, used: int, limit: int) -> dict[str, str]:
         if used >= 0.9 * limit:
@@ -275,14 +322,11 @@ class Proxy:
             )
         return used
 
-    async def _complete(self, call: _Call, body: dict[str, Any]) -> web.Response:
-        assert self.session is not None
+    async def _complete(
+        self, call: _Call, body: dict[str, Any], upstream: Awaitable[tuple[int, bytes]]
+    ) -> web.Response:
         try:
-            async with self.session.post(
-                self._chat_url, data=orjson.dumps(body), headers=self._upstream_headers
-            ) as upstream:
-                payload = await upstream.read()
-                status = upstream.status
+            status, payload = await upstream
         except TimeoutError:
             await self._settle(call, 504)
             UPSTREAM_ERRORS.labels("timeout").inc()
@@ -315,18 +359,20 @@ class Proxy:
         )
 
     async def _stream(
-        self, request: web.Request, call: _Call, body: dict[str, Any], wants_usage: bool
+        self,
+        request: web.Request,
+        call: _Call,
+        body: dict[str, Any],
+        wants_usage: bool,
+        opening: Awaitable[aiohttp.ClientResponse],
     ) -> web.StreamResponse:
-        assert self.session is not None
         meter = _StreamMeter()
         response: web.StreamResponse | None = None
         settled = False
         reservation = call.reservation
         used_before = reservation.used_after - reservation.granted
         try:
-            async with self.session.post(
-                self._chat_url, data=orjson.dumps(body), headers=self._upstream_headers
-            ) as upstream:
+            async with await opening as upstream:
                 if upstream.status != 200:
                     payload = await upstream.read()
                     settled = True
@@ -448,6 +494,20 @@ class _StreamMeter:
                 self.chunks += 1
                 self.chars += text
         return bool(choices) or not found
+
+
+def _abandon(task: asyncio.Task[Any]) -> None:
+    """Stop an upstream call whose answer will not be used: cancel it, or close what it already opened."""
+    task.cancel()
+    task.add_done_callback(_discard)
+
+
+def _discard(task: asyncio.Task[Any]) -> None:
+    if task.cancelled() or task.exception() is not None:  # exception() marks it retrieved: no "never retrieved" log
+        return
+    result = task.result()
+    if isinstance(result, aiohttp.ClientResponse):
+        result.close()
 
 
 def _estimate_prompt(body: dict[str, Any]) -> int:
