@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +112,8 @@ class Proxy:
         self.session: aiohttp.ClientSession | None = None
         self._upstream_headers = {"Authorization": f"Bearer {settings.api_key()}", "Content-Type": "application/json"}
         self._chat_url = f"{settings.upstream_base_url}/chat/completions"
+        # (prompt, completion) children of TOKENS per (customer, tier, model): no labels() lookup per request.
+        self._token_meters: dict[tuple[str, str, str], tuple[Counter, Counter]] = {}
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes, middlewares=[json_errors])
@@ -133,6 +135,7 @@ class Proxy:
         self.session = aiohttp.ClientSession(
             timeout=timeout,
             connector=aiohttp.TCPConnector(limit=0),
+            cookie_jar=aiohttp.DummyCookieJar(),  # one session for all customers: never keep upstream cookies
             json_serialize=lambda value: orjson.dumps(value).decode(),
         )
         if self.flusher is not None:
@@ -189,7 +192,7 @@ class Proxy:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         supplied = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else secrets.token_hex(16)
         response = await self._chat(request, request_id, started)
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = request_id
@@ -306,8 +309,15 @@ class Proxy:
         )
         used = await self.limiter.settle(call.reservation, prompt + completion, entry)
         if prompt or completion:
-            TOKENS.labels(call.auth.name, call.auth.tier, call.model, "prompt").inc(prompt)
-            TOKENS.labels(call.auth.name, call.auth.tier, call.model, "completion").inc(completion)
+            labels = (call.auth.name, call.auth.tier, call.model)
+            meters = self._token_meters.get(labels)
+            if meters is None:
+                meters = self._token_meters[labels] = (
+                    TOKENS.labels(*labels, "prompt"),
+                    TOKENS.labels(*labels, "completion"),
+                )
+            meters[0].inc(prompt)
+            meters[1].inc(completion)
         if self.settings.log_requests:
             # Ids, counts and timings only: never prompts, completions or tokens.
             logger.info(

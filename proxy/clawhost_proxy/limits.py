@@ -26,6 +26,7 @@ usage correction and the ledger entry land together or not at all (see `ledger.p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,16 +80,31 @@ class TokenLimiter:
         # Hints for choosing the speculative path only, never for the limit itself:
         self._seen: dict[str, tuple[str, int]] = {}  # customer -> (counter key, usage in the latest reply)
         self._held: dict[str, int] = {}  # counter key -> tokens in this replica's unsettled reservations
+        # customer -> (the CustomerAuth it was worked out for, counter key, period end, valid until), in epoch seconds
+        self._periods: dict[str, tuple[CustomerAuth, str, float, float]] = {}
 
     @staticmethod
     def period(customer: CustomerAuth, now: datetime | None = None) -> UsagePeriod:
         return usage_period(customer.billing, now)
 
     def _counter(self, customer: CustomerAuth) -> tuple[str, int]:
-        """The customer's counter key for the current period and the TTL it gets."""
-        period = self.period(customer)
-        ttl = int((period.end - datetime.now(UTC)).total_seconds()) + RETAIN_AFTER_PERIOD_SECONDS
-        return usage_counter_key(customer.name, period), ttl
+        """The customer's counter key for the current period and the TTL it gets.
+
+        Worked out once per customer and period: valid until the period ends, or until a billing
+        period that has not started yet starts; a changed Customer is a new CustomerAuth object.
+        """
+        now = time.time()
+        cached = self._periods.get(customer.name)
+        if cached is None or cached[0] is not customer or now >= cached[3]:
+            period = self.period(customer, datetime.fromtimestamp(now, UTC))
+            end = period.end.timestamp()
+            valid_until = end
+            starts = customer.billing.current_period_start if customer.billing else None
+            if starts is not None and starts.timestamp() > now:
+                valid_until = min(end, starts.timestamp())
+            cached = (customer, usage_counter_key(customer.name, period), end, valid_until)
+            self._periods[customer.name] = cached
+        return cached[1], int(cached[2] - now) + RETAIN_AFTER_PERIOD_SECONDS
 
     def _hold(self, key: str, amount: int) -> None:
         self._held[key] = self._held.get(key, 0) + amount
