@@ -7,7 +7,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -319,8 +319,10 @@ class Proxy:
             meters[0].inc(prompt)
             meters[1].inc(completion)
         if self.settings.log_requests:
-            # Ids, counts and timings only: never prompts, completions or tokens.
-            logger.info(
+            # Ids, counts and timings only: never prompts, completions or tokens. Written once this
+            # step of the event loop is over, so after the response's bytes are on their way.
+            asyncio.get_running_loop().call_soon(
+                logger.info,
                 "request_id=%s customer=%s model=%s status=%d prompt_tokens=%d completion_tokens=%d latency_ms=%d",
                 call.request_id,
                 call.auth.name,
@@ -400,22 +402,21 @@ class Proxy:
                 )
                 call.responding = True
                 await response.prepare(request)
-                done = False
-                async for line in upstream.content:
-                    if line.startswith(b"data:"):
-                        data = line[5:].strip()
-                        if data == b"[DONE]":
-                            done = True
-                            break
-                        if not meter.feed(data) and not wants_usage:
-                            continue  # the usage-only chunk the client did not ask for
-                    await response.write(line)
+                relay = _SseRelay(meter, wants_usage)
+                # Whatever has arrived is passed on at once, in one write (not one per SSE line).
+                async for data in upstream.content.iter_any():
+                    out = relay.feed(data)
+                    if out:
+                        await response.write(out)
+                    if relay.done:
+                        break
+                out = relay.finish()
+                if out:
+                    await response.write(out)
                 # Bill (and ledger) before the client sees the end of its stream.
                 settled = True
                 await self._bill_stream(call, body, meter, 200)
-                if done:
-                    await response.write(b"data: [DONE]\n\n")
-                await response.write_eof()
+                await response.write_eof(b"data: [DONE]\n\n" if relay.done else b"")
         except TimeoutError:
             UPSTREAM_ERRORS.labels("timeout").inc()
             if not settled:
@@ -504,6 +505,45 @@ class _StreamMeter:
                 self.chunks += 1
                 self.chars += text
         return bool(choices) or not found
+
+
+class _SseRelay:
+    """An upstream SSE byte stream, line by line: metered, the unasked-for usage chunk left out, up to `[DONE]`."""
+
+    __slots__ = ("done", "meter", "partial", "wants_usage")
+
+    def __init__(self, meter: _StreamMeter, wants_usage: bool) -> None:
+        self.meter = meter
+        self.wants_usage = wants_usage
+        self.partial = b""  # a line still waiting for its newline
+        self.done = False  # `data: [DONE]` came (it is not passed on: the proxy writes it after billing)
+
+    def feed(self, data: bytes) -> bytes:
+        """What to pass on of everything that arrived so far (complete lines only)."""
+        if self.done:
+            return b""
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        return b"".join(self._lines(lines))
+
+    def finish(self) -> bytes:
+        """At the end of the upstream stream: a last line that had no newline."""
+        if self.done or not self.partial:
+            return b""
+        out = b"".join(self._lines([self.partial]))
+        self.partial = b""
+        return out[:-1]  # as it came, without the newline it never had
+
+    def _lines(self, lines: list[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            if line.startswith(b"data:"):
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    self.done = True
+                    return
+                if not self.meter.feed(data) and not self.wants_usage:
+                    continue  # the usage-only chunk the client did not ask for
+            yield line + b"\n"
 
 
 def _abandon(task: asyncio.Task[Any]) -> None:
