@@ -44,7 +44,19 @@ def build(settings: ProxySettings, directory: TokenDirectory) -> Proxy:
     return Proxy(settings, directory, limiter, flusher)
 
 
+def cheap_log_records() -> None:
+    """Skip what our log format never shows (the logging HOWTO's "Optimization"): caller frame, thread, process.
+
+    The per-request line then costs about half as much.
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 async def serve(settings: ProxySettings, directory: TokenDirectory) -> None:
+    cheap_log_records()
     runner = web.AppRunner(build(settings, directory).application(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port, backlog=1024).start()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,16 @@ TOKENS = Counter("clawhost_proxy_tokens_total", "Tokens metered", ["customer", "
 DURATION = Histogram("clawhost_proxy_request_duration_seconds", "Request duration", ["route", "stream"])
 BLOCKED = Counter("clawhost_proxy_blocked_total", "Requests refused by the proxy", ["reason"])
 UPSTREAM_ERRORS = Counter("clawhost_proxy_upstream_errors_total", "Upstream failures", ["kind"])
+RESERVATIONS = Counter(
+    "clawhost_proxy_reservations_total",
+    "Reservations by path: reserve_first, overlapped (with the upstream call), overlap_refused",
+    ["path"],
+)
+# Label children resolved once: a labels() lookup per request is measurable on the hot path.
+_RESERVE_FIRST = RESERVATIONS.labels("reserve_first")
+_OVERLAPPED = RESERVATIONS.labels("overlapped")
+_OVERLAP_REFUSED = RESERVATIONS.labels("overlap_refused")
+_CHAT_DURATION = {True: DURATION.labels("chat", "true"), False: DURATION.labels("chat", "false")}
 WARNING_HEADER = "X-Clawhost-Usage-Warning"
 PER_MESSAGE_OVERHEAD = 16  # chat-template tokens per message, on top of the byte bound
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -102,6 +112,8 @@ class Proxy:
         self.session: aiohttp.ClientSession | None = None
         self._upstream_headers = {"Authorization": f"Bearer {settings.api_key()}", "Content-Type": "application/json"}
         self._chat_url = f"{settings.upstream_base_url}/chat/completions"
+        # (prompt, completion) children of TOKENS per (customer, tier, model): no labels() lookup per request.
+        self._token_meters: dict[tuple[str, str, str], tuple[Counter, Counter]] = {}
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes, middlewares=[json_errors])
@@ -123,6 +135,7 @@ class Proxy:
         self.session = aiohttp.ClientSession(
             timeout=timeout,
             connector=aiohttp.TCPConnector(limit=0),
+            cookie_jar=aiohttp.DummyCookieJar(),  # one session for all customers: never keep upstream cookies
             json_serialize=lambda value: orjson.dumps(value).decode(),
         )
         if self.flusher is not None:
@@ -179,7 +192,7 @@ class Proxy:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         supplied = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else secrets.token_hex(16)
         response = await self._chat(request, request_id, started)
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = request_id
@@ -204,37 +217,74 @@ class Proxy:
         cap_key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
         requested = int(body.get(cap_key) or self.settings.default_max_tokens)
         prompt_bound = len(raw) + PER_MESSAGE_OVERHEAD * len(body["messages"])
-        try:
-            reservation = await self.limiter.reserve(auth, prompt_bound + requested, prompt_bound + 1, limit)
-        except RedisError:
-            return _usage_store_down()
-        if reservation is None:
-            BLOCKED.labels("monthly_limit").inc()
-            return openai_error(
-                429,
-                f"monthly limit reached ({limit:,} tokens for the {get_tier(auth.tier).display_name} plan); "
-                f"upgrade at {self.settings.upgrade_url}",
-                "clawhost_monthly_limit",
-                "monthly_limit_reached",
-            )
-        body[cap_key] = min(requested, reservation.granted - prompt_bound)
+        wanted = prompt_bound + requested
         stream = bool(body.get("stream"))
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if stream:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        reservation: Reservation | None = None
+        upstream: Awaitable[Any] | None = None
+        speculation = self.limiter.speculate(auth, wanted, limit)
+        if speculation is not None:
+            # Plenty left: reserve (all or nothing) while the upstream call starts; nothing reaches the
+            # client before the grant is in, and a refusal cancels the call (see limits.py).
+            body[cap_key] = requested
+            task = asyncio.create_task(self._call_upstream(orjson.dumps(body), stream))
+            try:
+                reservation = await speculation
+            except RedisError:
+                _abandon(task)
+                return _usage_store_down()
+            except BaseException:
+                _abandon(task)
+                raise
+            if reservation is None:
+                _abandon(task)
+                _OVERLAP_REFUSED.inc()
+            else:
+                _OVERLAPPED.inc()
+                upstream = task
+        if reservation is None:
+            try:
+                reservation = await self.limiter.reserve(auth, wanted, prompt_bound + 1, limit)
+            except RedisError:
+                return _usage_store_down()
+            if reservation is None:
+                BLOCKED.labels("monthly_limit").inc()
+                return openai_error(
+                    429,
+                    f"monthly limit reached ({limit:,} tokens for the {get_tier(auth.tier).display_name} plan); "
+                    f"upgrade at {self.settings.upgrade_url}",
+                    "clawhost_monthly_limit",
+                    "monthly_limit_reached",
+                )
+            _RESERVE_FIRST.inc()
+            body[cap_key] = min(requested, reservation.granted - prompt_bound)
+            upstream = self._call_upstream(orjson.dumps(body), stream)
+        assert upstream is not None
         call = _Call(
             auth, str(body["model"]), f"{auth.name}/{request_id}", request_id, started, time.time(), reservation
         )
         try:
             if stream:
-                return await self._stream(request, call, body, wants_usage)
-            return await self._complete(call, body)
+                return await self._stream(request, call, body, wants_usage, upstream)
+            return await self._complete(call, body, upstream)
         except RedisError:
             if call.responding:
                 raise  # a stream already under way is cut short: the client never sees it finish
             return _usage_store_down()
         finally:
-            DURATION.labels("chat", "true" if stream else "false").observe(time.perf_counter() - started)
+            self.limiter.release(reservation)
+            _CHAT_DURATION[stream].observe(time.perf_counter() - started)
+
+    async def _call_upstream(self, data: bytes, stream: bool) -> Any:
+        """The upstream call: (status, body) when not streaming, else the response with its headers read."""
+        assert self.session is not None
+        upstream = await self.session.post(self._chat_url, data=data, headers=self._upstream_headers)
+        if stream:
+            return upstream
+        async with upstream:
+            return upstream.status, await upstream.read()
 
     def _warning(self, used: int, limit: int) -> dict[str, str]:
         if used >= 0.9 * limit:
@@ -259,11 +309,20 @@ class Proxy:
         )
         used = await self.limiter.settle(call.reservation, prompt + completion, entry)
         if prompt or completion:
-            TOKENS.labels(call.auth.name, call.auth.tier, call.model, "prompt").inc(prompt)
-            TOKENS.labels(call.auth.name, call.auth.tier, call.model, "completion").inc(completion)
+            labels = (call.auth.name, call.auth.tier, call.model)
+            meters = self._token_meters.get(labels)
+            if meters is None:
+                meters = self._token_meters[labels] = (
+                    TOKENS.labels(*labels, "prompt"),
+                    TOKENS.labels(*labels, "completion"),
+                )
+            meters[0].inc(prompt)
+            meters[1].inc(completion)
         if self.settings.log_requests:
-            # Ids, counts and timings only: never prompts, completions or tokens.
-            logger.info(
+            # Ids, counts and timings only: never prompts, completions or tokens. Written once this
+            # step of the event loop is over, so after the response's bytes are on their way.
+            asyncio.get_running_loop().call_soon(
+                logger.info,
                 "request_id=%s customer=%s model=%s status=%d prompt_tokens=%d completion_tokens=%d latency_ms=%d",
                 call.request_id,
                 call.auth.name,
@@ -275,14 +334,11 @@ class Proxy:
             )
         return used
 
-    async def _complete(self, call: _Call, body: dict[str, Any]) -> web.Response:
-        assert self.session is not None
+    async def _complete(
+        self, call: _Call, body: dict[str, Any], upstream: Awaitable[tuple[int, bytes]]
+    ) -> web.Response:
         try:
-            async with self.session.post(
-                self._chat_url, data=orjson.dumps(body), headers=self._upstream_headers
-            ) as upstream:
-                payload = await upstream.read()
-                status = upstream.status
+            status, payload = await upstream
         except TimeoutError:
             await self._settle(call, 504)
             UPSTREAM_ERRORS.labels("timeout").inc()
@@ -315,18 +371,20 @@ class Proxy:
         )
 
     async def _stream(
-        self, request: web.Request, call: _Call, body: dict[str, Any], wants_usage: bool
+        self,
+        request: web.Request,
+        call: _Call,
+        body: dict[str, Any],
+        wants_usage: bool,
+        opening: Awaitable[aiohttp.ClientResponse],
     ) -> web.StreamResponse:
-        assert self.session is not None
         meter = _StreamMeter()
         response: web.StreamResponse | None = None
         settled = False
         reservation = call.reservation
         used_before = reservation.used_after - reservation.granted
         try:
-            async with self.session.post(
-                self._chat_url, data=orjson.dumps(body), headers=self._upstream_headers
-            ) as upstream:
+            async with await opening as upstream:
                 if upstream.status != 200:
                     payload = await upstream.read()
                     settled = True
@@ -344,22 +402,21 @@ class Proxy:
                 )
                 call.responding = True
                 await response.prepare(request)
-                done = False
-                async for line in upstream.content:
-                    if line.startswith(b"data:"):
-                        data = line[5:].strip()
-                        if data == b"[DONE]":
-                            done = True
-                            break
-                        if not meter.feed(data) and not wants_usage:
-                            continue  # the usage-only chunk the client did not ask for
-                    await response.write(line)
+                relay = _SseRelay(meter, wants_usage)
+                # Whatever has arrived is passed on at once, in one write (not one per SSE line).
+                async for data in upstream.content.iter_any():
+                    out = relay.feed(data)
+                    if out:
+                        await response.write(out)
+                    if relay.done:
+                        break
+                out = relay.finish()
+                if out:
+                    await response.write(out)
                 # Bill (and ledger) before the client sees the end of its stream.
                 settled = True
                 await self._bill_stream(call, body, meter, 200)
-                if done:
-                    await response.write(b"data: [DONE]\n\n")
-                await response.write_eof()
+                await response.write_eof(b"data: [DONE]\n\n" if relay.done else b"")
         except TimeoutError:
             UPSTREAM_ERRORS.labels("timeout").inc()
             if not settled:
@@ -448,6 +505,59 @@ class _StreamMeter:
                 self.chunks += 1
                 self.chars += text
         return bool(choices) or not found
+
+
+class _SseRelay:
+    """An upstream SSE byte stream, line by line: metered, the unasked-for usage chunk left out, up to `[DONE]`."""
+
+    __slots__ = ("done", "meter", "partial", "wants_usage")
+
+    def __init__(self, meter: _StreamMeter, wants_usage: bool) -> None:
+        self.meter = meter
+        self.wants_usage = wants_usage
+        self.partial = b""  # a line still waiting for its newline
+        self.done = False  # `data: [DONE]` came (it is not passed on: the proxy writes it after billing)
+
+    def feed(self, data: bytes) -> bytes:
+        """What to pass on of everything that arrived so far (complete lines only)."""
+        if self.done:
+            return b""
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        return b"".join(self._lines(lines))
+
+    def finish(self) -> bytes:
+        """At the end of the upstream stream: a last line that had no newline."""
+        if self.done or not self.partial:
+            return b""
+        out = b"".join(self._lines([self.partial]))
+        self.partial = b""
+        return out[:-1]  # as it came, without the newline it never had
+
+    def _lines(self, lines: list[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            if line.startswith(b"data:"):
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    self.done = True
+                    return
+                if not self.meter.feed(data) and not self.wants_usage:
+                    continue  # the usage-only chunk the client did not ask for
+            yield line + b"\n"
+
+
+def _abandon(task: asyncio.Task[Any]) -> None:
+    """Stop an upstream call whose answer will not be used: cancel it, or close what it already opened."""
+    task.cancel()
+    task.add_done_callback(_discard)
+
+
+def _discard(task: asyncio.Task[Any]) -> None:
+    if task.cancelled() or task.exception() is not None:  # exception() marks it retrieved: no "never retrieved" log
+        return
+    result = task.result()
+    if isinstance(result, aiohttp.ClientResponse):
+        result.close()
 
 
 def _estimate_prompt(body: dict[str, Any]) -> int:

@@ -1,10 +1,24 @@
-"""Monthly token limits: reserve before forwarding, settle after, atomically in Redis (one Lua call each).
+"""Monthly token limits: reserve before serving, settle after, atomically in Redis (one Lua call each).
 
 Why usage can never pass the limit under any concurrency: a request reserves an upper bound of
 what it can cost (prompt bytes are an upper bound of prompt tokens, plus the completion cap we
 forward upstream), clamped to what is left; the completion cap sent upstream is cut to fit the
 grant. Reservations and settlements are single Lua scripts, so no two requests ever see the
-same "remaining".
+same "remaining", and the counter only grows by what a script checked against the limit.
+
+Optimistic (speculative) reservations: when this replica last saw comfortably more left than a
+request needs (`limit - last seen usage - this replica's own unsettled reservations >=
+SPECULATE_FACTOR x wanted`), the proxy sends the reservation and starts the upstream call at the
+same time instead of one after the other, which takes a Redis round trip off the request's path.
+Such a reservation is all or nothing (`minimum = wanted`), so when it is granted the completion
+cap needs no cut and the request is exactly as if it had reserved first. The client gets no byte
+before the grant is in; when it is refused (only possible when other replicas, or requests this
+replica has not seen settle, used up the budget meanwhile) the upstream call is cancelled and the
+request takes the ordinary path (reserve with clamping, then forward, or 429). The limit
+argument above is untouched: the counter still only changes inside the same two scripts, and a
+speculative reservation passes the same check. What a lost race costs is one cancelled upstream
+call, never usage past the limit. The "last seen usage" is only a hint for choosing the path:
+it comes from this replica's latest reserve or settle reply for the customer's period.
 
 Settling also appends the request's ledger row to a Redis stream in the same script, so the
 usage correction and the ledger entry land together or not at all (see `ledger.py`).
@@ -12,8 +26,13 @@ usage correction and the ledger entry land together or not at all (see `ledger.p
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from clawhost_api.usage import UsagePeriod, usage_counter_key, usage_period
 from clawhost_proxy.directory import CustomerAuth
@@ -38,14 +57,18 @@ redis.call('XADD', KEYS[2], '*', 'row', ARGV[3])
 return used
 """
 RETAIN_AFTER_PERIOD_SECONDS = 90 * 24 * 3600
+# Speculate only when at least this many times the wanted amount looks left (see the module docstring).
+SPECULATE_FACTOR = 2
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reservation:
+    customer: str
     key: str
     granted: int
     used_after: int
     limit: int
+    held: bool = True  # still counted in this replica's unsettled reservations (see `TokenLimiter.release`)
 
 
 class TokenLimiter:
@@ -54,19 +77,92 @@ class TokenLimiter:
         self.ledger_stream = ledger_stream
         self._reserve = Script(client, _RESERVE)
         self._settle = Script(client, _SETTLE)
+        # Hints for choosing the speculative path only, never for the limit itself:
+        self._seen: dict[str, tuple[str, int]] = {}  # customer -> (counter key, usage in the latest reply)
+        self._held: dict[str, int] = {}  # counter key -> tokens in this replica's unsettled reservations
+        # customer -> (the CustomerAuth it was worked out for, counter key, period end, valid until), in epoch seconds
+        self._periods: dict[str, tuple[CustomerAuth, str, float, float]] = {}
 
     @staticmethod
     def period(customer: CustomerAuth, now: datetime | None = None) -> UsagePeriod:
         return usage_period(customer.billing, now)
 
+    def _counter(self, customer: CustomerAuth) -> tuple[str, int]:
+        """The customer's counter key for the current period and the TTL it gets.
+
+        Worked out once per customer and period: valid until the period ends, or until a billing
+        period that has not started yet starts; a changed Customer is a new CustomerAuth object.
+        """
+        now = time.time()
+        cached = self._periods.get(customer.name)
+        if cached is None or cached[0] is not customer or now >= cached[3]:
+            period = self.period(customer, datetime.fromtimestamp(now, UTC))
+            end = period.end.timestamp()
+            valid_until = end
+            starts = customer.billing.current_period_start if customer.billing else None
+            if starts is not None and starts.timestamp() > now:
+                valid_until = min(end, starts.timestamp())
+            cached = (customer, usage_counter_key(customer.name, period), end, valid_until)
+            self._periods[customer.name] = cached
+        return cached[1], int(cached[2] - now) + RETAIN_AFTER_PERIOD_SECONDS
+
+    def _hold(self, key: str, amount: int) -> None:
+        self._held[key] = self._held.get(key, 0) + amount
+
+    def _unhold(self, key: str, amount: int) -> None:
+        left = self._held.get(key, 0) - amount
+        if left > 0:
+            self._held[key] = left
+        else:
+            self._held.pop(key, None)
+
+    def release(self, reservation: Reservation) -> None:
+        """The reservation is no longer in flight here (settled, or abandoned after a failure); idempotent."""
+        if reservation.held:
+            reservation.held = False
+            self._unhold(reservation.key, reservation.granted)
+
     async def reserve(self, customer: CustomerAuth, wanted: int, minimum: int, limit: int) -> Reservation | None:
-        period = self.period(customer)
-        key = usage_counter_key(customer.name, period)
-        ttl = int((period.end - datetime.now(UTC)).total_seconds()) + RETAIN_AFTER_PERIOD_SECONDS
+        key, ttl = self._counter(customer)
         granted, used = await self._reserve([key], [wanted, limit, minimum, ttl])
-        if int(granted) == 0:
+        return self._reserved(customer.name, key, int(granted), int(used), limit)
+
+    def _reserved(self, customer: str, key: str, granted: int, used: int, limit: int) -> Reservation | None:
+        self._seen[customer] = (key, used)
+        if granted == 0:
             return None
-        return Reservation(key, int(granted), int(used), limit)
+        self._hold(key, granted)
+        return Reservation(customer, key, granted, used, limit)
+
+    def speculate(self, customer: CustomerAuth, wanted: int, limit: int) -> Awaitable[Reservation | None] | None:
+        """Send an all-or-nothing reservation of `wanted` now, when this replica saw plenty left; else None.
+
+        The returned awaitable gives the reservation (None: refused) and must be awaited. None is
+        also returned when there is no Redis connection at the moment: then nothing is started
+        before the ordinary reservation has answered (fail closed, forward nothing).
+        """
+        key, ttl = self._counter(customer)
+        seen = self._seen.get(customer.name)
+        if seen is None or seen[0] != key or limit - seen[1] - self._held.get(key, 0) < SPECULATE_FACTOR * wanted:
+            return None
+        args: list[bytes | str | int] = [wanted, limit, wanted, ttl]
+        sent = self._reserve.send([key], args)
+        if sent is None:
+            return None
+        self._hold(key, wanted)  # while in flight, so concurrent requests see it too
+        return self._speculated(sent, customer.name, key, args, wanted, limit)
+
+    async def _speculated(
+        self, sent: Awaitable[Any], customer: str, key: str, args: list[bytes | str | int], wanted: int, limit: int
+    ) -> Reservation | None:
+        try:
+            try:
+                granted, used = await sent
+            except NoScriptError:
+                granted, used = await self._reserve.load([key], args)
+        finally:
+            self._unhold(key, wanted)  # `_reserved` holds what was granted
+        return self._reserved(customer, key, int(granted), int(used), limit)
 
     async def close(self) -> None:
         await self._client.close()
@@ -74,6 +170,9 @@ class TokenLimiter:
     async def settle(self, reservation: Reservation, actual: int, entry: LedgerEntry) -> int:
         """Give back what the request did not use and append its ledger row, in one atomic step."""
         charged = min(actual, reservation.granted)
-        return int(
+        self.release(reservation)
+        used = int(
             await self._settle([reservation.key, self.ledger_stream], [reservation.granted, charged, entry.encode()])
         )
+        self._seen[reservation.customer] = (reservation.key, used)
+        return used

@@ -152,6 +152,12 @@ class PipelinedRedis:
         self._connecting: asyncio.Future[_Protocol] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
 
+    @property
+    def connected(self) -> bool:
+        """A connection is up (as far as we know): a command sent now goes out without connecting first."""
+        protocol = self._protocol
+        return protocol is not None and not protocol.lost
+
     def _forget(self, protocol: _Protocol) -> None:
         if self._protocol is protocol:
             self._protocol = None
@@ -199,6 +205,16 @@ class PipelinedRedis:
             return self._protocol
         return await asyncio.shield(self._connecting)
 
+    def send(self, *args: bytes | str | int) -> asyncio.Future[Any] | None:
+        """Send a command now, on the current connection, and return its reply's future; None when not connected."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost:
+            return None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        protocol.send(_encode(args), future, loop.time())
+        return future
+
     async def execute(self, *args: bytes | str | int) -> Any:
         protocol = await self._connection()
         loop = asyncio.get_running_loop()
@@ -221,6 +237,13 @@ class Script:
         self.client = client
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+    def send(self, keys: list[str], args: list[bytes | str | int]) -> asyncio.Future[Any] | None:
+        """EVALSHA sent now (see `PipelinedRedis.send`); on `NoScriptError` call `load` with the same arguments."""
+        return self.client.send("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    async def load(self, keys: list[str], args: list[bytes | str | int]) -> Any:
+        return await self.client.execute("EVAL", self.source, len(keys), *keys, *args)
 
     async def __call__(self, keys: list[str], args: list[bytes | str | int]) -> Any:
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -118,12 +120,109 @@ def test_rotated_token_stops_working_within_five_seconds(
     )
 
 
-async def test_two_hundred_concurrent_streams_never_pass_the_limit(
+def _reservation_paths(proxy: RunningProxy) -> dict[str, float]:
+    """clawhost_proxy_reservations_total by path (reserve_first, overlapped, overlap_refused)."""
+    text = httpx.get(proxy.url.removesuffix("/v1") + "/metrics", timeout=10).text
+    paths = {"reserve_first": 0.0, "overlapped": 0.0, "overlap_refused": 0.0}
+    for line in text.splitlines():
+        if line.startswith("clawhost_proxy_reservations_total{"):
+            paths[line.split('path="', 1)[1].split('"', 1)[0]] = float(line.split()[-1])
+    return paths
+
+
+def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {path: after[path] - before[path] for path in before}
+
+
+def _post_raw(proxy: RunningProxy, token: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(
+        f"{proxy.url}/chat/completions",
+        content=json.dumps(body).encode(),
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+
+
+def test_reservation_overlaps_the_upstream_call_only_with_plenty_left(
     proxy: RunningProxy, customer: ProxyCustomer, redis_server: RedisServer
 ) -> None:
+    body = {"model": "kimi-k2.5", "messages": MESSAGES, "max_tokens": 100}
+    wanted = len(json.dumps(body).encode()) + 16 + 100  # the reservation's bound (prompt bytes + overhead + cap)
     limit = get_tier("starter").monthly_tokens
-    _set_used(redis_server, customer.name, limit - 3000)
+
+    before = _reservation_paths(proxy)
+    assert _post_raw(proxy, customer.token, body).status_code == 200
+    assert _delta(before, _reservation_paths(proxy)) == {"reserve_first": 1, "overlapped": 0, "overlap_refused": 0}, (
+        "nothing seen of this customer yet: reserve first"
+    )
+    before = _reservation_paths(proxy)
+    assert _post_raw(proxy, customer.token, body).status_code == 200
+    assert _delta(before, _reservation_paths(proxy)) == {"reserve_first": 0, "overlapped": 1, "overlap_refused": 0}
+
+    # Another replica used most of the budget: this replica's hint is stale, so it still overlaps once
+    # (and is granted: enough is left); the reply teaches it how little is left, so then it reserves first.
+    _set_used(redis_server, customer.name, limit - (wanted + wanted // 2))
+    before = _reservation_paths(proxy)
+    assert _post_raw(proxy, customer.token, body).status_code == 200
+    assert _delta(before, _reservation_paths(proxy)) == {"reserve_first": 0, "overlapped": 1, "overlap_refused": 0}
+    before = _reservation_paths(proxy)
+    assert _post_raw(proxy, customer.token, body).status_code == 200
+    assert _delta(before, _reservation_paths(proxy)) == {"reserve_first": 1, "overlapped": 0, "overlap_refused": 0}
+    assert _used(redis_server, customer.name) <= limit
+
+
+def test_a_refused_overlapped_reservation_cancels_the_upstream_call(
+    proxy: RunningProxy, customer: ProxyCustomer, fake_kimi: FakeKimi, redis_server: RedisServer
+) -> None:
+    limit = get_tier("starter").monthly_tokens
+    assert _post_raw(proxy, customer.token, {"model": "kimi-k2.5", "messages": MESSAGES}).status_code == 200
+    _set_used(redis_server, customer.name, limit)  # used up elsewhere; this replica still thinks plenty is left
+
+    # Non-streaming: the client gets the ordinary 429.
+    before = _reservation_paths(proxy)
+    refused = _post_raw(proxy, customer.token, {"model": "kimi-k2.5", "messages": MESSAGES})
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "monthly_limit_reached"
+    assert _delta(before, _reservation_paths(proxy)) == {"reserve_first": 0, "overlapped": 0, "overlap_refused": 1}
+
+    # A stream, with Redis holding back the reservation's reply until the upstream has the call:
+    # the refusal must stop the call the upstream is already serving.
+    _set_used(redis_server, customer.name, 0)
+    assert _post_raw(proxy, customer.token, {"model": "kimi-k2.5", "messages": MESSAGES}).status_code == 200
+    _set_used(redis_server, customer.name, limit)
+    forwarded, closed, before = len(fake_kimi.requests), fake_kimi.closed_streams, _reservation_paths(proxy)
+    admin = redis.Redis.from_url(redis_server.url)
+    body = {"model": "long", "messages": MESSAGES, "stream": True, "max_tokens": 200}
+    admin.client_pause(4000, all=False)  # scripts wait; bounded in case the test dies
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(_post_raw, proxy, customer.token, body)
+            eventually(lambda: len(fake_kimi.requests) > forwarded, timeout=3, what="the overlapped upstream call")
+            admin.client_unpause()
+            response = pending.result(30)
+    finally:
+        admin.client_unpause()
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "monthly_limit_reached"
+    eventually(lambda: fake_kimi.closed_streams > closed, timeout=10, what="the upstream call to be cancelled")
+    assert len(fake_kimi.requests) == forwarded + 1, "the ordinary path forwarded nothing"
+    assert _delta(before, _reservation_paths(proxy)) == {"reserve_first": 0, "overlapped": 0, "overlap_refused": 1}
+    assert _used(redis_server, customer.name) == limit
+
+
+@pytest.mark.parametrize("stale_hint", [False, True], ids=["fresh", "stale-hint"])
+async def test_two_hundred_concurrent_streams_never_pass_the_limit(
+    proxy: RunningProxy, customer: ProxyCustomer, redis_server: RedisServer, fake_kimi: FakeKimi, stale_hint: bool
+) -> None:
+    limit = get_tier("starter").monthly_tokens
     client = openai.AsyncOpenAI(base_url=proxy.url, api_key=customer.token, max_retries=0)
+    admin = redis.Redis.from_url(redis_server.url)
+    if stale_hint:
+        # The proxy last saw plenty left, so all 200 overlap their reservation with the upstream call;
+        # Redis holds the scripts back until the upstream has all 200 calls, then grants what fits.
+        await client.chat.completions.create(model="kimi-k2.5", messages=MESSAGES)
+    _set_used(redis_server, customer.name, limit - 3000)
+    before, forwarded = _reservation_paths(proxy), len(fake_kimi.requests)
 
     async def one() -> str:
         try:
@@ -136,12 +235,30 @@ async def test_two_hundred_concurrent_streams_never_pass_the_limit(
         except openai.RateLimitError as error:
             return str(error)
 
-    outcomes = await asyncio.gather(*[one() for _ in range(200)])
+    if stale_hint:
+        admin.client_pause(4500, all=False)  # bounded in case the test dies; the proxy gives up after 5 s
+        try:
+            running = asyncio.gather(*[one() for _ in range(200)])
+            await asyncio.to_thread(
+                eventually,
+                lambda: len(fake_kimi.requests) >= forwarded + 200,
+                timeout=4,
+                what="200 overlapped upstream calls",
+            )
+        finally:
+            admin.client_unpause()
+        outcomes = await running
+    else:
+        outcomes = await asyncio.gather(*[one() for _ in range(200)])
     limited = [outcome for outcome in outcomes if outcome != "ok"]
     assert "ok" in outcomes
     assert limited
     assert all("monthly limit reached" in message and "upgrade at" in message for message in limited)
     assert _used(redis_server, customer.name) <= limit
+    if stale_hint:
+        paths = _delta(before, _reservation_paths(proxy))
+        assert paths["overlapped"] + paths["overlap_refused"] == 200
+        assert paths["overlap_refused"] >= len(limited)
 
 
 def test_warning_header_at_ninety_percent(
