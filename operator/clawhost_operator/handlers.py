@@ -1,4 +1,4 @@
-"""kopf wiring: Customers and bot-token Secrets through kopf, children through lean informers, a reconcile queue."""
+"""kopf wiring: Customers through kopf, children and bot-token Secrets through lean informers, a reconcile queue."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from kopf._cogs.structs.bodies import RawBody
 from prometheus_client import start_http_server
 
 from clawhost_api.customer import GROUP, PLURAL, VERSION
-from clawhost_operator.informers import CHILD_KINDS, ChildKind, Informer, OnChange, bot_secrets
+from clawhost_operator.informers import CHILD_KINDS, KEPT_METADATA, ChildKind, Informer, OnChange, bot_secrets
 from clawhost_operator.kube_writer import KubeWriter
 from clawhost_operator.memory import start_trimmer
 from clawhost_operator.metrics import ERRORS, IGNORED_EVENTS, QUEUE_DEPTH, RECONCILE_SECONDS, RECONCILES
@@ -106,18 +106,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     logger.info("operator configured", extra={"metrics_port": SETTINGS.metrics_port})
 
 
-_KEPT_METADATA = (
-    "name",
-    "namespace",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "deletionTimestamp",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-)
+_KEPT_METADATA = (*KEPT_METADATA, "resourceVersion")  # a Customer's version: reconciles compare it
 
 
 def _packed(body: kopf.Body) -> bytes:

@@ -9,7 +9,9 @@ parse, one compact re-serialisation of the fields reconciles read, and a byte co
 seen; only a change that a reconcile can react to marks the customer dirty.
 
 Each cache holds, per customer (the `clawhost.dev/customer` label), the one object of its kind with the
-name the operator gives it, as compact JSON bytes without the resourceVersion, plus that resourceVersion.
+name the operator gives it: its resourceVersion, its essence (compact JSON bytes of what reconciles read) and
+the significance a change must alter to queue a reconcile (see `essential`). The bot-token Secrets' cache is
+keyed by Secret name instead.
 """
 
 from __future__ import annotations
@@ -73,8 +75,8 @@ def essential(obj: Obj, status: str) -> tuple[bytes, bytes]:
     if status != "readiness":
         essence = orjson.dumps(kept)
         return essence, essence
-    significance = orjson.dumps([kept, readiness_verdict(meta, obj.get("status") or {})])
     live = obj.get("status") or {}
+    significance = orjson.dumps([kept, readiness_verdict(meta, live)])
     kept["status"] = {key: live[key] for key in READINESS_FIELDS if key in live}
     return orjson.dumps(kept), significance
 

@@ -89,10 +89,11 @@ def _failed_creates(api: kubernetes.client.ApiClient) -> tuple[int, str]:
     return sum(int(item.get("count") or 1) for item in items), (items[0]["message"] if items else "")
 
 
-def _count_ready(api: kubernetes.client.ApiClient, kind: str) -> int:
+def _ready_now(api: kubernetes.client.ApiClient, kind: str) -> tuple[set[str], str]:
+    """The objects Ready now, and the resourceVersion of that listing (to watch from)."""
     path, selector = _WATCHED[kind]
-    items = json.loads(_get(api, path, [("labelSelector", selector)]).read())["items"]
-    return sum(1 for item in items if _is_ready(kind, item))
+    listing = json.loads(_get(api, path, [("labelSelector", selector)]).read())
+    return {_key(item) for item in listing["items"] if _is_ready(kind, item)}, listing["metadata"]["resourceVersion"]
 
 
 def _wait_all(api: kubernetes.client.ApiClient, kind: str, total: int, started: float, timeout: float) -> float:
@@ -102,10 +103,7 @@ def _wait_all(api: kubernetes.client.ApiClient, kind: str, total: int, started: 
     process) CPU that both phases would otherwise pay on the machine they are measured on.
     """
     path, selector = _WATCHED[kind]
-    ready: set[str] = set()
-    listing = json.loads(_get(api, path, [("labelSelector", selector)]).read())
-    ready.update(_key(item) for item in listing["items"] if _is_ready(kind, item))
-    version = listing["metadata"]["resourceVersion"]
+    ready, version = _ready_now(api, kind)
     last_report = 0.0
     while len(ready) < total:
         query = [("labelSelector", selector), ("watch", "true"), ("allowWatchBookmarks", "true")]
@@ -270,7 +268,9 @@ def operator_phase(
             # right after the CRD is created the API server may still answer "storage is (re)initializing".
             bot_secret("canary")
             customer("canary")
-            wait_until("the canary Customer to be Ready", lambda: _count_ready(api, "customers") >= 1, 120, operator)
+            wait_until(
+                "the canary Customer to be Ready", lambda: len(_ready_now(api, "customers")[0]) >= 1, 120, operator
+            )
             _log(f"operator: creating {len(names)} Customers")
             assert operator.popen is not None
             pid = operator.popen.pid
