@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 
 from clawhost_api.customer import GROUP, PLURAL, VERSION
 from clawhost_operator.informers import CHILD_KINDS, KEPT_METADATA, ChildKind, Informer, OnChange, bot_secrets
+from clawhost_operator.kube_http import KubeHttp
 from clawhost_operator.kube_writer import KubeWriter
 from clawhost_operator.memory import start_trimmer
 from clawhost_operator.metrics import ERRORS, IGNORED_EVENTS, QUEUE_DEPTH, RECONCILE_SECONDS, RECONCILES
@@ -89,14 +90,14 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = _NoDiffBase()
     kubernetes.config.load_config()  # type: ignore[no-untyped-call]
     configuration = kubernetes.client.Configuration.get_default_copy()
-    configuration.connection_pool_maxsize = SETTINGS.workers  # one pooled connection per worker thread
-    _state["reconciler"] = Reconciler(SETTINGS, KubeWriter(kubernetes.client.ApiClient(configuration)))
+    http = KubeHttp(configuration)  # one connection per thread: per worker, per informer
+    _state["reconciler"] = Reconciler(SETTINGS, KubeWriter(http))
     start_http_server(SETTINGS.metrics_port)
     _stop_resync.clear()
     caches: list[tuple[ChildKind, OnChange]] = [(child, _child_changed) for child in CHILD_KINDS]
     caches.append((bot_secrets(SETTINGS.bot_token_namespace), _bot_secret_changed))
     for child, on_change in caches:  # each watch holds its own connection
-        informer = Informer(child, kubernetes.client.ApiClient(configuration), on_change, _count_ignored)
+        informer = Informer(child, http, on_change, _count_ignored)
         _informers[child.kind] = informer
         _informer_threads.append(informer.start(_stop_resync))
     QUEUE_DEPTH.set_function(_queue.depth)

@@ -34,6 +34,7 @@ from clawhost_operator.children import (
     SECRET_NAME,
     SERVICE_ACCOUNT_NAME,
 )
+from clawhost_operator.kube_http import KubeHttp, api_error
 
 logger = logging.getLogger("clawhost.operator.informers")
 
@@ -108,7 +109,7 @@ class Informer:
     """The cache of one kind, kept current by a watch; `on_change` hears of every change reconciles care about."""
 
     child: ChildKind
-    api: kubernetes.client.ApiClient
+    http: KubeHttp
     on_change: OnChange
     on_ignored: Callable[[str], None] = lambda kind: None
     synced: threading.Event = field(default_factory=threading.Event)
@@ -142,24 +143,12 @@ class Informer:
             return None
         return str(customer)
 
-    def _request(self, query: list[tuple[str, str]], read_timeout: float) -> Any:
-        method, url, headers, _, _ = self.api.param_serialize(
-            "GET",
-            self.child.path,
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        response = self.api.call_api(method, url, header_params=headers, _request_timeout=(10, read_timeout))
-        if response.status == 410:
-            raise WatchExpiredError
-        if response.status != 200:
-            raise kubernetes.client.ApiException(http_resp=response)
-        return response
-
     def _list(self) -> None:
         """A fresh listing; customers whose object appeared, changed or vanished since the last one are told."""
-        listing = orjson.loads(self._request([("labelSelector", self.child.selector)], 60).read())
+        response = self.http.request("GET", self.child.path, query=[("labelSelector", self.child.selector)])
+        if response.status != 200:
+            raise api_error(response)
+        listing = orjson.loads(response.body)
         fresh: dict[str, tuple[str, bytes, bytes]] = {}
         # A list's items carry no kind or apiVersion (a watch's objects do): put them back, reconciles compare them.
         identity = {"kind": str(listing["kind"]).removesuffix("List"), "apiVersion": listing["apiVersion"]}
@@ -206,15 +195,19 @@ class Informer:
             ("resourceVersion", self._version),
             ("timeoutSeconds", str(WATCH_SECONDS)),
         ]
-        response = self._request(query, WATCH_SECONDS + 30)
+        lines = self.http.stream_lines(self.child.path, query, WATCH_SECONDS + 30)
         try:
-            for line in response.response:
+            for line in lines:
                 if stop.is_set():
                     return
                 if line.strip():
                     self._apply(orjson.loads(line))
+        except kubernetes.client.ApiException as error:
+            if error.status == 410:
+                raise WatchExpiredError from error
+            raise
         finally:
-            response.response.release_conn()
+            lines.close()
 
     def run(self, stop: threading.Event) -> None:
         """List, then watch from there for as long as `stop` is not set; list again after any failure."""

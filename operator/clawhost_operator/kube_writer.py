@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
@@ -11,6 +10,7 @@ import orjson
 
 from clawhost_api.customer import GROUP, PLURAL, VERSION
 from clawhost_operator.children import MANAGER
+from clawhost_operator.kube_http import KubeHttp, api_error
 from clawhost_operator.metrics import API_WRITES
 
 Obj = dict[str, Any]
@@ -60,30 +60,20 @@ class OwnVersions:
 
 
 class KubeWriter:
-    """Thin wrapper over the kubernetes client's ApiClient; counts every write in metrics, remembers its versions."""
+    """The operator's writes over its lean HTTP client; counts every write in metrics, remembers its versions."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
-        self._api = api_client
+    def __init__(self, http: KubeHttp) -> None:
+        self._http = http
         self.own_versions = OwnVersions()
 
     def _call(
         self, method: str, path: str, body: object | None, content_type: str, query: list[tuple[str, str]] | None = None
     ) -> bytes:
-        # The client JSON-encodes bodies of JSON content types itself; an apply patch (YAML) goes as a JSON
-        # string, which is valid YAML.
-        method, url, headers, payload, post = self._api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=json.dumps(body) if content_type.endswith("yaml") else body,
-            auth_settings=["BearerToken"],
-        )
-        response = self._api.call_api(method, url, header_params=headers, body=payload, post_params=post)
-        data: bytes = response.read()  # type: ignore[no-untyped-call]
+        # An apply patch (YAML) goes as JSON, which is valid YAML.
+        response = self._http.request(method, path, orjson.dumps(body), content_type, query)
         if not 200 <= response.status < 300:
-            raise kubernetes.client.ApiException(http_resp=response)
-        return data
+            raise api_error(response)
+        return response.body
 
     def _customer_write(self, path: str, patch: Obj) -> str | None:
         """A merge patch of the Customer (or its status); returns the resourceVersion the write produced."""

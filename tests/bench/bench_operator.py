@@ -39,6 +39,7 @@ from clawhost_operator.children import (
     render_service_account,
     secret_data,
 )
+from clawhost_operator.kube_http import KubeHttp
 from clawhost_operator.kube_writer import KubeWriter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,7 +148,7 @@ def floor_phase(names: list[str], timeout: float) -> tuple[float, dict[str, floa
     tier = get_tier("starter")
     with local_environment() as env:
         api = _api(env)
-        writer = KubeWriter(api)
+        writer = KubeWriter(KubeHttp(api.configuration))
 
         def create(name: str) -> None:
             data = secret_data("1:AA" + name, "chp_" + name, "gw_" + name, "{}")

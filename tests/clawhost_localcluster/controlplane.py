@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -199,7 +200,8 @@ class ControlPlane:
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
                 "--max-requests-inflight=2000",
                 "--max-mutating-requests-inflight=1000",
-                "--profiling=false",
+                # CLAWHOST_APISERVER_PROFILING=1 serves /debug/pprof (for profiling benchmarks); off otherwise.
+                f"--profiling={str(os.environ.get('CLAWHOST_APISERVER_PROFILING') == '1').lower()}",
                 "--v=0",
             ],
         )

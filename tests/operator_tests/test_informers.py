@@ -16,6 +16,7 @@ from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.waiting import eventually
 from clawhost_operator.children import MANAGER, QUOTA_NAME
 from clawhost_operator.informers import CHILD_KINDS, Informer
+from clawhost_operator.kube_http import KubeHttp
 
 QUOTA_KIND = next(kind for kind in CHILD_KINDS if kind.kind == "quota")
 
@@ -60,16 +61,14 @@ def customer(cluster: Cluster) -> Iterator[str]:
 
 
 @pytest.fixture
-def api(cluster: Cluster) -> kubernetes.client.ApiClient:
+def api(cluster: Cluster) -> KubeHttp:
     client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
         config_file=str(cluster.kubeconfig)
     )
-    return client
+    return KubeHttp(client.configuration)
 
 
-def test_changes_mark_dirty_status_only_updates_do_not(
-    cluster: Cluster, customer: str, api: kubernetes.client.ApiClient
-) -> None:
+def test_changes_mark_dirty_status_only_updates_do_not(cluster: Cluster, customer: str, api: KubeHttp) -> None:
     recorder = Recorder()
     informer = Informer(QUOTA_KIND, api, recorder.changed, recorder.skipped)
     stop = threading.Event()
@@ -102,9 +101,7 @@ def test_changes_mark_dirty_status_only_updates_do_not(
         cluster.kubectl("delete", "resourcequota", "--all", "-n", namespace_for(customer), "--wait=false")
 
 
-def test_a_fresh_listing_reports_what_changed_since_the_last(
-    cluster: Cluster, customer: str, api: kubernetes.client.ApiClient
-) -> None:
+def test_a_fresh_listing_reports_what_changed_since_the_last(cluster: Cluster, customer: str, api: KubeHttp) -> None:
     """What a relist (after the watch's history expired, or a failed watch) tells the queue about."""
     recorder = Recorder()
     informer = Informer(QUOTA_KIND, api, recorder.changed, recorder.skipped)
