@@ -30,6 +30,13 @@ _ADMISSION_PLUGINS = (
     "NodeRestriction"
 )
 
+# CLAWHOST_APISERVER_PROFILING=1 (for profiling benchmarks; off otherwise): the API server serves /debug/pprof
+# and the controller-manager serves /metrics and /debug/pprof without credentials.
+_PROFILING = os.environ.get("CLAWHOST_APISERVER_PROFILING") == "1"
+_PROFILING_FLAGS = (
+    ["--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics,/debug/pprof/*"] if _PROFILING else []
+)
+
 
 def _log(message: str) -> None:
     print(f"[localcluster] {message}", file=sys.stderr, flush=True)
@@ -200,8 +207,7 @@ class ControlPlane:
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
                 "--max-requests-inflight=2000",
                 "--max-mutating-requests-inflight=1000",
-                # CLAWHOST_APISERVER_PROFILING=1 serves /debug/pprof (for profiling benchmarks); off otherwise.
-                f"--profiling={str(os.environ.get('CLAWHOST_APISERVER_PROFILING') == '1').lower()}",
+                f"--profiling={str(_PROFILING).lower()}",
                 "--v=0",
             ],
         )
@@ -240,6 +246,7 @@ class ControlPlane:
                 "--concurrent-resource-quota-syncs=50",
                 "--concurrent-serviceaccount-token-syncs=20",
                 "--resource-quota-sync-period=10s",
+                *_PROFILING_FLAGS,
             ],
         )
         self._spawn(

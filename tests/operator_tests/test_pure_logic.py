@@ -11,6 +11,7 @@ from clawhost_api.customer import BillingStatus, CustomerSpec
 from clawhost_api.tiers import get_tier
 from clawhost_operator.children import canonical_cpu, config_hash, render_deployment, render_network_policy
 from clawhost_operator.compare import contains
+from clawhost_operator.customer_store import CustomerStore
 from clawhost_operator.effective import decide, effective_tier
 from clawhost_operator.openclaw_config import render_openclaw_config, serialize_config
 from clawhost_operator.status import Observation, render_status, status_changed
@@ -120,3 +121,33 @@ def test_status_comparison_ignores_transition_times_only() -> None:
         Observation("Suspended", False, "Suspended", "s", False, False, "ns", "pro", 0, "h", "sha256:x", None), first, 3
     )
     assert status_changed(first, moved)
+
+
+def _customer(name: str, secret: str, version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "clawhost.dev/v1alpha1",
+        "kind": "Customer",
+        "metadata": {"name": name, "resourceVersion": version, "managedFields": [{"manager": "x"}], "uid": "u"},
+        "spec": {"tier": "pro", "telegram": {"botTokenSecretRef": {"name": secret}}},
+        "status": {"phase": "Running"},
+    }
+
+
+def test_customer_store_keeps_what_reconciles_read_and_follows_bot_secrets() -> None:
+    store = CustomerStore()
+    store.put("a", _customer("a", "s1", "1"))
+    store.put("b", _customer("b", "s1", "2"))
+    kept = store.get("a")
+    assert kept is not None
+    assert kept["metadata"] == {"name": "a", "uid": "u", "resourceVersion": "1"}  # no managedFields
+    assert kept["status"] == {"phase": "Running"}
+    assert kept["spec"]["tier"] == "pro"
+    assert store.referring_to("s1") == ["a", "b"]
+    store.put("a", _customer("a", "s2", "3"))  # the Customer now points at another Secret
+    assert store.referring_to("s1") == ["b"]
+    assert store.referring_to("s2") == ["a"]
+    store.remove("b")
+    assert store.referring_to("s1") == []
+    assert store.get("b") is None
+    assert store.names() == ["a"]
+    assert len(store) == 1
