@@ -35,7 +35,10 @@ in
       extraFlags = lib.concatStringsSep " " (lib.optionals (cfg.role == "server") [
         "--secrets-encryption"
         "--disable=traefik"
-        "--kube-apiserver-arg=enable-admission-plugins=NodeRestriction,PodSecurity,ResourceQuota,LimitRanger"
+        "--kube-apiserver-arg=enable-admission-plugins=NodeRestriction,PodSecurity,ResourceQuota,LimitRanger,MutatingAdmissionPolicy"
+        # operator/deploy/25-customer-finalizer-policy.yaml (MutatingAdmissionPolicy: beta until Kubernetes 1.36)
+        "--kube-apiserver-arg=feature-gates=MutatingAdmissionPolicy=true"
+        "--kube-apiserver-arg=runtime-config=admissionregistration.k8s.io/v1beta1=true"
       ]);
     };
     environment.systemPackages = [ pkgs.k3s pkgs.kubectl ];

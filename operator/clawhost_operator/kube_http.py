@@ -49,7 +49,12 @@ def _ssl_context(configuration: kubernetes.client.Configuration) -> ssl.SSLConte
 class KubeHttp:
     """Requests to one API server; safe to share between threads (each thread gets its own connection)."""
 
-    def __init__(self, configuration: kubernetes.client.Configuration, timeout: float = TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        configuration: kubernetes.client.Configuration,
+        timeout: float = TIMEOUT_SECONDS,
+        user_agent: str = "clawhost-operator",
+    ) -> None:
         if configuration.proxy:
             raise ValueError("the operator's API client does not go through an HTTP proxy; unset it in the kubeconfig")
         parts = urllib.parse.urlsplit(configuration.host)
@@ -63,6 +68,7 @@ class KubeHttp:
         self._server_name = configuration.tls_server_name or None
         self._configuration = configuration
         self._timeout = timeout
+        self._user_agent = user_agent
         self._local = threading.local()
         self._auth_lock = threading.Lock()
         self._auth: tuple[float, dict[str, str]] = (float("-inf"), {})
@@ -94,7 +100,7 @@ class KubeHttp:
         return self._prefix + path + ("?" + urllib.parse.urlencode(query) if query else "")
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
-        headers = {"Accept": "application/json", **self._auth_headers()}
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent, **self._auth_headers()}
         if content_type:
             headers["Content-Type"] = content_type
         return headers

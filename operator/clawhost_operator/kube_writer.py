@@ -77,7 +77,7 @@ class KubeWriter:
 
     def _customer_write(self, path: str, patch: Obj) -> str | None:
         """A merge patch of the Customer (or its status); returns the resourceVersion the write produced."""
-        data = self._call("PATCH", path, patch, "application/merge-patch+json")
+        data = self._call("PATCH", path, patch, "application/merge-patch+json", [("fieldManager", MANAGER)])
         version: str | None = orjson.loads(data).get("metadata", {}).get("resourceVersion")
         self.own_versions.add(version)
         return version

@@ -25,6 +25,7 @@ SERVICE_CIDR = "10.0.0.0/16"
 _ADMISSION_PLUGINS = (
     "NamespaceLifecycle,LimitRanger,ServiceAccount,PodSecurity,ResourceQuota,DefaultStorageClass,"
     "DefaultTolerationSeconds,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,"
+    "MutatingAdmissionPolicy,"
     "Priority,TaintNodesByCondition,PersistentVolumeClaimResize,RuntimeClass,CertificateApproval,"
     "CertificateSigning,CertificateSubjectRestriction,DefaultIngressClass,StorageObjectInUseProtection,"
     "NodeRestriction"
@@ -208,6 +209,9 @@ class ControlPlane:
                 "--max-requests-inflight=2000",
                 "--max-mutating-requests-inflight=1000",
                 f"--profiling={str(_PROFILING).lower()}",
+                # The operator's policy that gives every new Customer its finalizer (beta in 1.34-1.35, GA in 1.36).
+                "--feature-gates=MutatingAdmissionPolicy=true",
+                "--runtime-config=admissionregistration.k8s.io/v1beta1=true",
                 "--v=0",
             ],
         )

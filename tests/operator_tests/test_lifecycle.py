@@ -200,6 +200,52 @@ def test_delete_removes_the_namespace_before_the_customer(
     assert get_json(customers.cluster, "namespace", namespace_for(name)) is None, "namespace gone first"
 
 
+def _server_dry_run(customers: CustomerFactory) -> dict[str, Any]:
+    """The Customer as admission leaves it (mutating policies included), without storing it."""
+    body = {
+        "apiVersion": "clawhost.dev/v1alpha1",
+        "kind": "Customer",
+        "metadata": {"name": customers.new_name(), "finalizers": ["example.com/keep"]},
+        "spec": {"tier": "starter", "telegram": {"botTokenSecretRef": {"name": "x"}, "allowedUserIds": [1]}},
+    }
+    out = customers.cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(body))
+    created: dict[str, Any] = json.loads(out.stdout)
+    return created
+
+
+def _policy_in_force(customers: CustomerFactory) -> dict[str, Any] | None:
+    dry = _server_dry_run(customers)
+    return dry if len(dry["metadata"].get("finalizers") or []) == 2 else None
+
+
+def test_new_customers_carry_the_finalizer_from_admission(
+    operator: OperatorProcess, customers: CustomerFactory
+) -> None:
+    # The policy (operator/deploy/25-customer-finalizer-policy.yaml) adds it at creation, next to any other.
+    dry = eventually(lambda: _policy_in_force(customers), what="the finalizer policy to be in force")
+    assert dry["metadata"]["finalizers"] == ["example.com/keep", "clawhost.dev/namespace-cleanup"]
+    name = customers.create()
+    customers.wait_ready(name)
+    customer = get_json(customers.cluster, "customer", name, "--show-managed-fields")
+    assert "clawhost.dev/namespace-cleanup" in customer["metadata"]["finalizers"]
+    # The operator wrote only the status: it spent no write of its own on the finalizer.
+    writers = {(m["manager"], m.get("subresource", "")) for m in customer["metadata"]["managedFields"]}
+    assert ("clawhost-operator", "status") in writers
+    assert ("clawhost-operator", "") not in writers
+
+
+def test_a_removed_finalizer_is_put_back(operator: OperatorProcess, customers: CustomerFactory) -> None:
+    # Customers created before the policy existed, or on a cluster without it, get it from the operator.
+    name = customers.create()
+    customers.wait_ready(name)
+    customers.cluster.kubectl(
+        "patch", "customer", name, "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]'
+    )
+    customers.wait_for(
+        name, lambda c: "clawhost.dev/namespace-cleanup" in (c["metadata"].get("finalizers") or []), "finalizer back"
+    )
+
+
 @pytest.mark.parametrize(
     ("what", "damage", "repaired"),
     [
