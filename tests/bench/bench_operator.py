@@ -268,7 +268,17 @@ def operator_phase(
             # Warm-up (untimed): one canary Customer to Ready proves the operator's watches are established;
             # right after the CRD is created the API server may still answer "storage is (re)initializing".
             bot_secret("canary")
-            customer("canary")
+
+            def canary_created() -> bool:
+                try:
+                    customer("canary")
+                except kubernetes.client.ApiException as error:
+                    if error.status == 503:  # the new CRD is not served yet
+                        return False
+                    raise
+                return True
+
+            wait_until("the API server to serve Customers", canary_created, 60, operator)
             wait_until(
                 "the canary Customer to be Ready", lambda: len(_ready_now(api, "customers")[0]) >= 1, 120, operator
             )
