@@ -22,6 +22,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,52 @@ def _wait_all(api: kubernetes.client.ApiClient, kind: str, total: int, started: 
     return time.monotonic() - started
 
 
+_STAGES = (
+    ("namespaces", "/api/v1/namespaces"),
+    ("deployments", "/apis/apps/v1/deployments"),
+    ("replicasets", "/apis/apps/v1/replicasets"),
+    ("pods", "/api/v1/pods"),
+)
+Pipeline = dict[str, tuple[float, float, float]]  # stage -> seconds after the first create: median, p90, last
+
+
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def _pipeline(api: kubernetes.client.ApiClient, started_wall: float) -> Pipeline:
+    """When the customers' objects appeared, stage by stage (creation times have 1 s resolution).
+
+    Shows where a phase spent its time: a stage that trails the one before it is a controller that fell behind.
+    """
+    stages: dict[str, list[float]] = {}
+    for stage, path in _STAGES:
+        items = json.loads(_get(api, path, []).read())["items"]
+        mine = [i for i in items if i["metadata"].get("namespace", i["metadata"]["name"]).startswith("customer-")]
+        stages[stage] = [_epoch(i["metadata"]["creationTimestamp"]) for i in mine]
+        if stage == "pods":
+            stages["pods Ready"] = [
+                _epoch(c["lastTransitionTime"])
+                for i in mine
+                for c in (i.get("status") or {}).get("conditions") or []
+                if c["type"] == "Ready" and c["status"] == "True"
+            ]
+    summary: Pipeline = {}
+    for stage, times in stages.items():
+        if times:
+            times.sort()
+            at = [times[min(len(times) - 1, int(q * len(times)))] - started_wall for q in (0.5, 0.9)]
+            summary[stage] = (at[0], at[1], times[-1] - started_wall)
+    return summary
+
+
+def _terminated_watchers(api: kubernetes.client.ApiClient) -> int:
+    """Watches the API server cut off because their client fell behind (each one sets a controller back)."""
+    text = _get(api, "/metrics", []).read().decode()
+    prefix = "apiserver_terminated_watchers_total{"
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)))
+
+
 def _cpu_by_process(env: Environment, extra: dict[str, int] | None = None) -> dict[str, float]:
     """CPU seconds so far of each control-plane process, this benchmark's own process and `extra` ones."""
     usage = {"bench client": sum(os.times()[:2])}
@@ -144,7 +191,7 @@ def _cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, f
     return {name: after[name] - before.get(name, 0.0) for name in after}
 
 
-def floor_phase(names: list[str], timeout: float) -> tuple[float, dict[str, float]]:
+def floor_phase(names: list[str], timeout: float) -> tuple[float, dict[str, float], Pipeline, int]:
     tier = get_tier("starter")
     with local_environment() as env:
         api = _api(env)
@@ -167,12 +214,13 @@ def floor_phase(names: list[str], timeout: float) -> tuple[float, dict[str, floa
 
         _log(f"floor: creating {len(names)} customers' objects directly")
         cpu_before = _cpu_by_process(env)
-        started = time.monotonic()
+        started, started_wall = time.monotonic(), time.time()
         _parallel(names, create)
         elapsed = _wait_all(api, "deployments", len(names), started, timeout)
+        cpu = _cpu_spent(cpu_before, _cpu_by_process(env))
         failed, example = _failed_creates(api)
         _log(f"floor: {failed} FailedCreate events{': e.g. ' + example if example else ''}")
-        return elapsed, _cpu_spent(cpu_before, _cpu_by_process(env))
+        return elapsed, cpu, _pipeline(api, started_wall), _terminated_watchers(api)
 
 
 def _rss_mb(pid: int) -> float:
@@ -199,7 +247,7 @@ def _writes(metrics_port: int) -> float:
 
 def operator_phase(
     names: list[str], timeout: float, steady_seconds: float, extra_env: dict[str, str]
-) -> tuple[dict[str, float], dict[str, float]]:
+) -> tuple[dict[str, float], dict[str, float], Pipeline]:
     with local_environment() as env:
         cluster = env.cluster
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
@@ -286,10 +334,11 @@ def operator_phase(
             assert operator.popen is not None
             pid = operator.popen.pid
             cpu_before = _cpu_by_process(env, {"operator": pid})
-            started = time.monotonic()
+            started, started_wall = time.monotonic(), time.time()
             _parallel(names, customer)
             elapsed = _wait_all(api, "customers", len(names) + 1, started, timeout)
             cpu_by_process = _cpu_spent(cpu_before, _cpu_by_process(env, {"operator": pid}))
+            pipeline, terminated = _pipeline(api, started_wall), _terminated_watchers(api)
             failed, example = _failed_creates(api)
             _log(f"operator: {failed} FailedCreate events{': e.g. ' + example if example else ''}")
             writes_at_ready = _writes(metrics_port)
@@ -307,17 +356,22 @@ def operator_phase(
             while time.monotonic() < steady_until:
                 time.sleep(5)  # sampling interval of the measurement
                 peak_rss = max(peak_rss, _rss_mb(pid))
-            return {
-                "seconds_to_ready": elapsed,
-                "writes_until_ready": writes_at_ready,
-                "steady_writes": _writes(metrics_port) - writes_before,
-                "rss_at_ready_mb": rss_at_ready,
-                "cpu_at_ready_s": cpu_at_ready,
-                "reconciles_until_ready": reconciles_at_ready,
-                "steady_cpu_s": _cpu_seconds(pid) - cpu_at_ready,
-                "peak_steady_rss_mb": peak_rss,
-                "final_rss_mb": _rss_mb(pid),
-            }, cpu_by_process
+            return (
+                {
+                    "seconds_to_ready": elapsed,
+                    "writes_until_ready": writes_at_ready,
+                    "steady_writes": _writes(metrics_port) - writes_before,
+                    "rss_at_ready_mb": rss_at_ready,
+                    "cpu_at_ready_s": cpu_at_ready,
+                    "reconciles_until_ready": reconciles_at_ready,
+                    "steady_cpu_s": _cpu_seconds(pid) - cpu_at_ready,
+                    "peak_steady_rss_mb": peak_rss,
+                    "final_rss_mb": _rss_mb(pid),
+                    "terminated_watchers": terminated,
+                },
+                cpu_by_process,
+                pipeline,
+            )
         finally:
             operator.stop()
 
@@ -337,10 +391,10 @@ def main() -> None:
     args = parser.parse_args()
     floor_names = [f"f{index:05d}" for index in range(args.customers)]
     names = [f"b{index:05d}" for index in range(args.customers)]
-    floor, floor_cpu = floor_phase(floor_names, args.timeout)
+    floor, floor_cpu, floor_pipeline, floor_terminated = floor_phase(floor_names, args.timeout)
     _log(f"floor: all Ready after {floor:.1f}s")
     extra_env = dict(item.split("=", 1) for item in args.operator_env)
-    result, operator_cpu = operator_phase(names, args.timeout, args.steady_seconds, extra_env)
+    result, operator_cpu, operator_pipeline = operator_phase(names, args.timeout, args.steady_seconds, extra_env)
     ratio = result["seconds_to_ready"] / floor
     n = args.customers
     print()
@@ -372,6 +426,16 @@ def main() -> None:
         print(f"| {name} | {floor_cpu.get(name, 0.0):.1f} | {operator_cpu.get(name, 0.0):.1f} |")
     totals = sum(floor_cpu.values()), sum(operator_cpu.values())
     print(f"| all | {totals[0]:.1f} | {totals[1]:.1f} |")
+    print()
+    print("Pipeline: seconds after the first create by which half / 90% / all of the objects existed")
+    print("| stage | floor | operator phase |")
+    print("|---|---|---|")
+    phases = (floor_pipeline, operator_pipeline)
+    for stage in operator_pipeline:
+        cells = [" / ".join(f"{t:.0f}" for t in p[stage]) if stage in p else "" for p in phases]
+        print(f"| {stage} | {cells[0]} | {cells[1]} |")
+    watchers = f"{floor_terminated} | {result['terminated_watchers']:.0f}"
+    print(f"| watches cut off by the API server (client too slow) | {watchers} |")
 
 
 if __name__ == "__main__":
