@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from clawhost_api.customer import (
@@ -117,7 +117,7 @@ class Reconciler:
         # What we last wrote, keyed by the resourceVersion our view had then. The watch that feeds the
         # view lags behind our own writes; while it still shows that same version, the same write is
         # skipped instead of repeated. A newer version (anyone's write) is compared afresh.
-        self._written: dict[tuple[str, str], tuple[frozenset[str | None], str]] = {}
+        self._written: dict[tuple[str, str], tuple[frozenset[str | None], bytes]] = {}
         self._written_lock = threading.Lock()
 
     def _already_written(self, key: tuple[str, str], live: Obj | None, desired: Obj) -> bool:
@@ -130,12 +130,12 @@ class Reconciler:
                 # The view has moved past the version our write was based on: judge it afresh from now on.
                 del self._written[key]
                 return False
-            return remembered[1] == json.dumps(desired, sort_keys=True)
+            return remembered[1] == orjson.dumps(desired, option=orjson.OPT_SORT_KEYS)
 
     def _remember(self, key: tuple[str, str], live: Obj | None, desired: Obj, also: set[str] | None = None) -> None:
         versions = frozenset({(live or {}).get("metadata", {}).get("resourceVersion"), *(also or ())})
         with self._written_lock:
-            self._written[key] = (versions, json.dumps(desired, sort_keys=True))
+            self._written[key] = (versions, orjson.dumps(desired, option=orjson.OPT_SORT_KEYS))
 
     def _drop(self, key: tuple[str, str]) -> None:
         with self._written_lock:
