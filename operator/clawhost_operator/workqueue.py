@@ -14,21 +14,28 @@ from collections.abc import Callable
 
 
 class WorkQueue:
+    """Two lanes: urgent marks (a child changed: a Deployment became Ready, drift to repair) are served before
+    the others (new or edited Customers, the periodic pass), so a burst of 1,000 new customers neither keeps
+    the first ones from showing Ready nor delays a repair until the whole burst has been provisioned.
+    """
+
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._order: deque[tuple[str, str]] = deque()
-        self._queued: set[str] = set()
+        self._cond = threading.Condition(threading.RLock())
+        self._lanes: tuple[deque[tuple[str, str]], deque[tuple[str, str]]] = (deque(), deque())  # urgent, normal
+        self._queued: dict[str, bool] = {}  # name -> in the urgent lane; a lane may still hold a taken name
         self._active: set[str] = set()
-        self._again: dict[str, str] = {}
+        self._again: dict[str, tuple[str, bool]] = {}
         self._closed = False
 
-    def add(self, name: str, trigger: str) -> None:
+    def add(self, name: str, trigger: str, urgent: bool = False) -> None:
         with self._cond:
             if name in self._active:
-                self._again.setdefault(name, trigger)
-            elif name not in self._queued:
-                self._queued.add(name)
-                self._order.append((name, trigger))
+                previous = self._again.get(name)
+                self._again[name] = (previous[0] if previous else trigger, urgent or bool(previous and previous[1]))
+            elif name not in self._queued or (urgent and not self._queued[name]):
+                # Promoted from the normal lane: its old entry there is skipped when reached.
+                self._queued[name] = urgent
+                self._lanes[0 if urgent else 1].append((name, trigger))
                 self._cond.notify()
 
     def add_after(self, name: str, trigger: str, delay: float) -> None:
@@ -39,27 +46,26 @@ class WorkQueue:
     def get(self) -> tuple[str, str] | None:
         """The next (name, trigger), now marked in progress; None once closed."""
         with self._cond:
-            while not self._order and not self._closed:
+            while not self._closed:
+                for lane in self._lanes:
+                    while lane:
+                        name, trigger = lane.popleft()
+                        if self._queued.pop(name, None) is not None:
+                            self._active.add(name)
+                            return name, trigger
                 self._cond.wait()
-            if self._closed:
-                return None
-            name, trigger = self._order.popleft()
-            self._queued.discard(name)
-            self._active.add(name)
-            return name, trigger
+            return None
 
     def done(self, name: str) -> None:
         with self._cond:
             self._active.discard(name)
-            trigger = self._again.pop(name, None)
-            if trigger is not None and name not in self._queued:
-                self._queued.add(name)
-                self._order.append((name, trigger))
-                self._cond.notify()
+            again = self._again.pop(name, None)
+            if again is not None:
+                self.add(name, *again)  # the condition's lock is re-entrant
 
     def depth(self) -> int:
         with self._cond:
-            return len(self._order)
+            return len(self._queued)
 
     def close(self) -> None:
         with self._cond:

@@ -20,6 +20,32 @@ def test_marks_while_queued_collapse_into_one() -> None:
     assert queue.depth() == 0
 
 
+def test_urgent_marks_go_first_and_promote_a_queued_customer() -> None:
+    queue = WorkQueue()
+    for name in ("a", "b", "c"):
+        queue.add(name, "customer")
+    queue.add("d", "deployment", urgent=True)
+    queue.add("c", "deployment", urgent=True)  # already queued in the normal lane: moves ahead, still once
+    assert queue.depth() == 4
+    taken = [queue.get() for _ in range(4)]
+    assert [item[0] for item in taken if item] == ["d", "c", "a", "b"]
+    assert queue.depth() == 0
+    queue.add("a", "customer")
+    queue.done("a")
+    assert queue.get() == ("a", "customer")  # the stale normal-lane entry of "c" was skipped, not served twice
+
+
+def test_an_urgent_mark_while_in_progress_stays_urgent() -> None:
+    queue = WorkQueue()
+    queue.add("a", "customer")
+    queue.add("b", "customer")
+    assert queue.get() == ("a", "customer")
+    queue.add("a", "deployment", urgent=True)
+    queue.add("a", "resync")
+    queue.done("a")
+    assert queue.get() == ("a", "deployment")
+
+
 def test_a_mark_while_in_progress_runs_again_after_done() -> None:
     queue = WorkQueue()
     queue.add("a", "customer")
