@@ -64,7 +64,7 @@ def _child_changed(customer: str, kind: str, version: str | None) -> None:
     if _own_echo(version):
         IGNORED_EVENTS.labels(f"{kind}-own-write").inc()
         return
-    _queue.add(customer, kind, urgent=True)
+    _queue.add(customer, kind, urgent=SETTINGS.urgent_child_changes)
 
 
 @kopf.on.probe(id="informers")
@@ -186,7 +186,7 @@ async def on_customer(name: str, type: str | None, event: kopf.RawEvent, **_: An
 def _bot_secret_changed(secret: str, kind: str, version: str | None) -> None:
     """A bot-token Secret changed: every customer referring to it."""
     for customer in _customers.referring_to(secret):
-        _queue.add(customer, "bot-secret", urgent=True)
+        _queue.add(customer, "bot-secret", urgent=SETTINGS.urgent_child_changes)
 
 
 def _resync_loop(stop: threading.Event) -> None:

@@ -52,6 +52,7 @@ KEPT_METADATA = (
     "ownerReferences",
     "finalizers",
 )
+OWN_ANNOTATION_PREFIX = "clawhost.dev/"
 READINESS_FIELDS = ("observedGeneration", "readyReplicas", "updatedReplicas", "replicas")
 WATCH_SECONDS = 300
 RETRY_SECONDS = 1.0
@@ -67,17 +68,24 @@ def essential(obj: Obj, status: str) -> tuple[bytes, bytes]:
     `status`: "none" drops it (namespace phase, quota usage: no reconcile reads them), "readiness" keeps the
     Deployment fields readiness is judged by. Two versions that differ only in what is dropped are equal.
     The significance is what a change must alter to be worth a reconcile: the essence itself, except that of
-    a Deployment's status only the verdict counts (ready or not, pods or none). On its way to Ready a new
-    Deployment's status changes 3-4 times; only the last of them changes the verdict.
+    a Deployment's status only the verdict counts (Ready or not when it should run, pods or none when it
+    should not). On its way to Ready a new Deployment's status changes 3-4 times; only the last of them
+    changes the verdict. Of metadata annotations only the operator's own (clawhost.dev/...) are kept.
     """
     kept = {key: value for key, value in obj.items() if key not in ("metadata", "status")}
     meta = obj.get("metadata") or {}
     kept["metadata"] = {key: meta[key] for key in KEPT_METADATA if key in meta}
+    if "annotations" in kept["metadata"]:  # only ours: others' (a Deployment's revision, say) change nothing here
+        ours = {k: v for k, v in kept["metadata"]["annotations"].items() if k.startswith(OWN_ANNOTATION_PREFIX)}
+        kept["metadata"]["annotations"] = ours
     if status != "readiness":
         essence = orjson.dumps(kept)
         return essence, essence
     live = obj.get("status") or {}
-    significance = orjson.dumps([kept, readiness_verdict(meta, live)])
+    ready, has_pods = readiness_verdict(meta, live)
+    # A running gateway's status shows whether its pod is Ready; a suspended one's whether pods are left.
+    running = ((obj.get("spec") or {}).get("replicas") or 0) > 0
+    significance = orjson.dumps([kept, ready if running else has_pods])
     kept["status"] = {key: live[key] for key in READINESS_FIELDS if key in live}
     return orjson.dumps(kept), significance
 

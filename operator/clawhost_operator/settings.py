@@ -20,6 +20,7 @@ class OperatorSettings(BaseSettings):
     # queue backed up (conflicts, ReplicaSet watches cut off as too slow) and all Ready took 1.5-1.7x the floor;
     # 16 kept it current (1.39x); 8 made the operator's own first pass the bottleneck (1.52x).
     workers: int = 16
+    urgent_child_changes: bool = True  # child changes (Ready, drift) jump the queue of new Customers
     event_posters: int = 4
     memory_trim_seconds: float = 30.0
     metrics_port: int = 9090

@@ -13,6 +13,7 @@ from clawhost_operator.children import canonical_cpu, config_hash, render_deploy
 from clawhost_operator.compare import contains
 from clawhost_operator.customer_store import CustomerStore
 from clawhost_operator.effective import decide, effective_tier
+from clawhost_operator.informers import essential
 from clawhost_operator.openclaw_config import render_openclaw_config, serialize_config
 from clawhost_operator.status import Observation, render_status, status_changed
 
@@ -151,3 +152,28 @@ def test_customer_store_keeps_what_reconciles_read_and_follows_bot_secrets() -> 
     assert store.get("b") is None
     assert store.names() == ["a"]
     assert len(store) == 1
+
+
+def _deployment(replicas: int, status: dict[str, int], annotations: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "gateway", "generation": 1, "annotations": annotations},
+        "spec": {"replicas": replicas},
+        "status": {"observedGeneration": 1, **status},
+    }
+
+
+def test_deployment_significance_follows_what_the_customer_status_shows() -> None:
+    ours = {"clawhost.dev/config-hash": "h"}
+    created = essential(_deployment(1, {}, ours), "readiness")[1]
+    revision = {**ours, "deployment.kubernetes.io/revision": "1"}  # the deployment controller's own annotation
+    assert essential(_deployment(1, {}, revision), "readiness")[1] == created
+    has_pod = {"replicas": 1, "updatedReplicas": 1}
+    assert essential(_deployment(1, has_pod, revision), "readiness")[1] == created  # running: pods alone say nothing
+    ready = essential(_deployment(1, {**has_pod, "readyReplicas": 1}, revision), "readiness")[1]
+    assert ready != created
+    assert essential(_deployment(1, {}, {"clawhost.dev/config-hash": "edited"}), "readiness")[1] != created
+    # Suspended: whether pods are left is what the status (Reconciling) shows.
+    draining = essential(_deployment(0, has_pod, ours), "readiness")[1]
+    assert essential(_deployment(0, {}, ours), "readiness")[1] != draining
