@@ -77,7 +77,10 @@ def essential(obj: Obj, status: str) -> tuple[bytes, bytes]:
     kept["metadata"] = {key: meta[key] for key in KEPT_METADATA if key in meta}
     if "annotations" in kept["metadata"]:  # only ours: others' (a Deployment's revision, say) change nothing here
         ours = {k: v for k, v in kept["metadata"]["annotations"].items() if k.startswith(OWN_ANNOTATION_PREFIX)}
-        kept["metadata"]["annotations"] = ours
+        if ours:
+            kept["metadata"]["annotations"] = ours
+        else:
+            del kept["metadata"]["annotations"]
     if status != "readiness":
         essence = orjson.dumps(kept)
         return essence, essence

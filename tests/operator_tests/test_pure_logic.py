@@ -169,6 +169,10 @@ def test_deployment_significance_follows_what_the_customer_status_shows() -> Non
     created = essential(_deployment(1, {}, ours), "readiness")[1]
     revision = {**ours, "deployment.kubernetes.io/revision": "1"}  # the deployment controller's own annotation
     assert essential(_deployment(1, {}, revision), "readiness")[1] == created
+    bare = _deployment(1, {}, {})
+    del bare["metadata"]["annotations"]  # as created: no annotations at all
+    plain = essential(bare, "readiness")[1]
+    assert essential(_deployment(1, {}, {"deployment.kubernetes.io/revision": "1"}), "readiness")[1] == plain
     has_pod = {"replicas": 1, "updatedReplicas": 1}
     assert essential(_deployment(1, has_pod, revision), "readiness")[1] == created  # running: pods alone say nothing
     ready = essential(_deployment(1, {**has_pod, "readyReplicas": 1}, revision), "readiness")[1]
