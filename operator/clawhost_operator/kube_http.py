@@ -124,15 +124,11 @@ class KubeHttp:
                 connection.request(method, target, body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
-            except _STALE_CONNECTION:
+            except BaseException as error:
                 connection.close()
                 self._local.connection = None
-                if reused and attempt == 1:
+                if isinstance(error, _STALE_CONNECTION) and reused and attempt == 1:
                     continue  # the server closed an idle kept-alive connection: not a failed request
-                raise
-            except BaseException:
-                connection.close()
-                self._local.connection = None
                 raise
             if response.will_close:
                 connection.close()

@@ -75,24 +75,22 @@ class KubeWriter:
             raise api_error(response)
         return response.body
 
-    def _customer_write(self, path: str, patch: Obj) -> str | None:
-        """A merge patch of the Customer (or its status); returns the resourceVersion the write produced."""
-        data = self._call("PATCH", path, patch, "application/merge-patch+json", [("fieldManager", MANAGER)])
+    def _write(self, path: str, body: Obj, content_type: str, query: list[tuple[str, str]]) -> str | None:
+        """A PATCH whose result is remembered as our own write; returns the resourceVersion it produced."""
+        data = self._call("PATCH", path, body, content_type, query)
         version: str | None = orjson.loads(data).get("metadata", {}).get("resourceVersion")
         self.own_versions.add(version)
         return version
 
+    def _customer_write(self, path: str, patch: Obj) -> str | None:
+        """A merge patch of the Customer (or its status)."""
+        return self._write(path, patch, "application/merge-patch+json", [("fieldManager", MANAGER)])
+
     def apply(self, obj: Obj) -> None:
         """Server-side apply with our field manager: creates when missing, reverts drift in fields we own."""
-        data = self._call(
-            "PATCH",
-            object_path(obj),
-            obj,
-            "application/apply-patch+yaml",
-            [("fieldManager", MANAGER), ("force", "true")],
-        )
+        query = [("fieldManager", MANAGER), ("force", "true")]
+        self._write(object_path(obj), obj, "application/apply-patch+yaml", query)
         API_WRITES.labels(obj["kind"], "apply").inc()
-        self.own_versions.add(orjson.loads(data).get("metadata", {}).get("resourceVersion"))
 
     def delete_namespace(self, name: str) -> None:
         try:

@@ -30,8 +30,8 @@ class WorkQueue:
     def add(self, name: str, trigger: str, urgent: bool = False) -> None:
         with self._cond:
             if name in self._active:
-                previous = self._again.get(name)
-                self._again[name] = (previous[0] if previous else trigger, urgent or bool(previous and previous[1]))
+                first_trigger, was_urgent = self._again.get(name, (trigger, False))
+                self._again[name] = (first_trigger, urgent or was_urgent)
             elif name not in self._queued or (urgent and not self._queued[name]):
                 # Promoted from the normal lane: its old entry there is skipped when reached.
                 self._queued[name] = urgent
