@@ -3,10 +3,10 @@
     uv run python tests/bench/bench_operator.py --customers 1000 --steady-seconds 300
     uv run python tests/bench/bench_operator.py --customers 1000 --rounds 5   # median ratio of 5 pairs
 
-Each phase gets a fresh local control plane. The floor: a plain client server-side-applies the
-very objects the operator would render (namespace, Secret, quota, NetworkPolicy, Deployment) for
-all N customers with the same concurrency and waits for every Deployment to be Ready. The
-operator phase: N Customers created at once, timed until every Customer reports Ready=True.
+Each phase gets a fresh local control plane. The floor: a plain client (32 threads) server-side-applies
+the very objects the operator would render (namespace, Secret, ServiceAccount, quota, NetworkPolicy,
+Deployment) for all N customers and waits for every Deployment to be Ready. The operator phase: N
+Customers created at once by the same client, timed until every Customer reports Ready=True.
 Steady state: the operator's own write counter (clawhost_operator_api_writes_total, which counts
 every call of its only writing module) over the window, and its VmRSS sampled every 5 s.
 """
