@@ -15,10 +15,10 @@ class OperatorSettings(BaseSettings):
     proxy_namespace: str = PLATFORM_NAMESPACE
     bot_token_namespace: str = BOT_TOKEN_NAMESPACE
     resync_seconds: float = 120.0
-    # Reconcile threads. More do not make a saturated API server faster; they only slow the controllers that
-    # turn Deployments into pods: at N=1000 on 2 cores, 32 and 64 left the controller-manager's ReplicaSet
-    # queue backed up (conflicts, ReplicaSet watches cut off as too slow) and all Ready took 1.5-1.7x the floor;
-    # 16 kept it current (1.39x); 8 made the operator's own first pass the bottleneck (1.52x).
+    # Reconcile threads. More do not make a saturated API server faster; they can slow the controllers that
+    # turn Deployments into pods: at N=1000 on 2 cores, 64 left the controller-manager's ReplicaSet queue
+    # backed up (conflicts, ReplicaSet watches cut off as too slow). Medians of 5 rounds (bench --rounds 5)
+    # were alike from 12 to 32 (1.44x-1.61x the floor; 32 cut off 3 watches), so 16 it is.
     workers: int = 16
     urgent_child_changes: bool = True  # child changes (Ready, drift) jump the queue of new Customers
     event_posters: int = 4
