@@ -96,7 +96,8 @@ class OperatorProcess:
         return sums
 
     def log(self) -> str:
-        return self.process.log_tail(200_000) if self.process else ""
+        """Everything the operator has logged so far."""
+        return self.process.log_path.read_text(errors="replace") if self.process else ""
 
 
 @dataclass
