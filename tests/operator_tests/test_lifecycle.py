@@ -381,3 +381,25 @@ def test_transitions_are_recorded_as_events(operator: OperatorProcess, customers
 
     # Posted from the reconcile workers through kopf's poster: None -> Provisioning -> Running.
     eventually(lambda: {"Provisioning", "Running"} <= reasons(), timeout=30, what="both transition Events")
+
+
+def test_kubectl_shows_customers_by_short_name_category_and_columns(
+    operator: OperatorProcess, customers: CustomerFactory
+) -> None:
+    name = customers.create(tier="pro")
+    customers.wait_ready(name)
+    cluster = customers.cluster
+    for resource in ("cust", "clawhost"):  # the short name, and the category (`kubectl get clawhost`)
+        table = cluster.kubectl("get", resource, name, "-o", "wide").stdout.splitlines()
+        header, row = table[0].split(), dict(zip(table[0].split(), table[1].split(), strict=False))
+        assert header == ["NAME", "TIER", "READY", "REASON", "NAMESPACE", "BILLING", "AGE"], resource
+        assert (row["NAME"], row["TIER"], row["READY"], row["REASON"]) == (name, "pro", "True", "Running")
+        assert row["NAMESPACE"] == namespace_for(name)
+    # Billing is a wide-only column (no Stripe state for billing mode none: the row shows <none> there).
+    assert "BILLING" not in cluster.kubectl("get", "cust", name).stdout.splitlines()[0]
+
+    explained = cluster.kubectl("explain", "customer.spec.tier").stdout
+    assert "Plan: starter, pro, team." in explained
+    conditions = cluster.kubectl("explain", "customer.status.conditions").stdout
+    assert "Ready, Reconciling and Stalled (kstatus conventions)." in conditions
+    assert "One CamelCase word saying why." in conditions, "explain lists each sub-field with its description"
