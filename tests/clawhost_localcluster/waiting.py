@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -25,6 +26,35 @@ def eventually(
         if last:
             return last
         time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}; last value {last!r}, last error {last_error!r}"
+    )
+
+
+async def eventually_async(
+    probe: Callable[[], T | None],
+    timeout: float = 30.0,  # noqa: ASYNC109 - on timeout it says what it waited for and what it last saw
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """`eventually` for async tests: polls on the event loop, so the loop's other tasks keep running meanwhile.
+
+    Not `asyncio.to_thread(eventually, ...)`: Python code in a second thread can run the cyclic garbage
+    collector there, and finalizers of an earlier test's unclosed HTTP clients then close sockets behind the
+    event loop's back; a new connection that reuses such a file descriptor is never reported readable.
+    """
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+            last_error = None
+        except Exception as error:
+            last_error = error
+        if last:
+            return last
+        await asyncio.sleep(interval)
     raise AssertionError(
         f"timed out after {timeout}s waiting for {what}; last value {last!r}, last error {last_error!r}"
     )

@@ -17,7 +17,7 @@ from clawhost_api.tiers import get_tier
 from clawhost_api.usage import usage_counter_key, usage_period
 from clawhost_localcluster.fake_kimi import FakeKimi
 from clawhost_localcluster.services import RedisServer
-from clawhost_localcluster.waiting import eventually
+from clawhost_localcluster.waiting import eventually, eventually_async
 from operator_tests.conftest import CustomerFactory
 from proxy_tests.conftest import ProxyCustomer, RunningProxy, proxy_token_of
 
@@ -70,10 +70,10 @@ def test_openai_sdk_streaming_strips_the_usage_chunk_unless_asked(
 
 
 async def test_async_openai_sdk(proxy: RunningProxy, customer: ProxyCustomer) -> None:
-    client = openai.AsyncOpenAI(base_url=proxy.url, api_key=customer.token, max_retries=0)
-    replies = await asyncio.gather(
-        *[client.chat.completions.create(model="kimi-k2.5", messages=MESSAGES) for _ in range(5)]
-    )
+    async with openai.AsyncOpenAI(base_url=proxy.url, api_key=customer.token, max_retries=0) as client:
+        replies = await asyncio.gather(
+            *[client.chat.completions.create(model="kimi-k2.5", messages=MESSAGES) for _ in range(5)]
+        )
     assert {r.choices[0].message.content for r in replies} == {"Hello from fake Kimi"}
 
 
@@ -214,8 +214,20 @@ def test_a_refused_overlapped_reservation_cancels_the_upstream_call(
 async def test_two_hundred_concurrent_streams_never_pass_the_limit(
     proxy: RunningProxy, customer: ProxyCustomer, redis_server: RedisServer, fake_kimi: FakeKimi, stale_hint: bool
 ) -> None:
+    # Closed when done (not left to the garbage collector) and bounded: a stuck call fails in a minute, not ten.
+    async with openai.AsyncOpenAI(base_url=proxy.url, api_key=customer.token, max_retries=0, timeout=60) as client:
+        await _two_hundred_streams(client, proxy, customer, redis_server, fake_kimi, stale_hint)
+
+
+async def _two_hundred_streams(
+    client: openai.AsyncOpenAI,
+    proxy: RunningProxy,
+    customer: ProxyCustomer,
+    redis_server: RedisServer,
+    fake_kimi: FakeKimi,
+    stale_hint: bool,
+) -> None:
     limit = get_tier("starter").monthly_tokens
-    client = openai.AsyncOpenAI(base_url=proxy.url, api_key=customer.token, max_retries=0)
     admin = redis.Redis.from_url(redis_server.url)
     if stale_hint:
         # The proxy last saw plenty left, so all 200 overlap their reservation with the upstream call;
@@ -237,14 +249,15 @@ async def test_two_hundred_concurrent_streams_never_pass_the_limit(
 
     if stale_hint:
         admin.client_pause(4500, all=False)  # bounded in case the test dies; the proxy gives up after 5 s
+        running = asyncio.gather(*[one() for _ in range(200)])
         try:
-            running = asyncio.gather(*[one() for _ in range(200)])
-            await asyncio.to_thread(
-                eventually,
-                lambda: len(fake_kimi.requests) >= forwarded + 200,
-                timeout=4,
-                what="200 overlapped upstream calls",
+            await eventually_async(
+                lambda: len(fake_kimi.requests) >= forwarded + 200, timeout=4, what="200 overlapped upstream calls"
             )
+        except BaseException:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            raise
         finally:
             admin.client_unpause()
         outcomes = await running
