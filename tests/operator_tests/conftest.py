@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from clawhost_api.customer import namespace_for
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.processes import ManagedProcess, free_port
 from clawhost_localcluster.waiting import eventually
@@ -28,6 +29,13 @@ def get_json(cluster: Cluster, *args: str) -> Any:
     if result.returncode != 0:
         return None
     return json.loads(result.stdout)
+
+
+def gateway_secret(customers: CustomerFactory, name: str) -> dict[str, str]:
+    """The decoded data of a customer's gateway Secret (what its pod reads)."""
+    secret = get_json(customers.cluster, "secret", "gateway-inputs", "-n", namespace_for(name))
+    assert secret is not None, f"no gateway Secret for {name}"
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
 
 
 def service_account_kubeconfig(cluster: Cluster, directory: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -10,15 +9,9 @@ import pytest
 
 from clawhost_api.customer import hash_proxy_token, namespace_for
 from clawhost_localcluster.waiting import eventually
-from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
+from operator_tests.conftest import CustomerFactory, OperatorProcess, gateway_secret, get_json
 
 pytestmark = pytest.mark.cluster
-
-
-def _secret(customers: CustomerFactory, name: str) -> dict[str, str]:
-    secret = get_json(customers.cluster, "secret", "gateway-inputs", "-n", namespace_for(name))
-    assert secret is not None
-    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
 
 
 def _deployment(customers: CustomerFactory, name: str) -> Any:
@@ -41,7 +34,7 @@ def test_create_reaches_ready_with_every_child(operator: OperatorProcess, custom
     assert namespace["metadata"]["labels"]["clawhost.dev/customer"] == name
     assert namespace["metadata"]["ownerReferences"][0]["uid"] == customer["metadata"]["uid"]
 
-    data = _secret(customers, name)
+    data = gateway_secret(customers, name)
     assert status["proxyToken"]["hash"] == hash_proxy_token(data["proxy-token"])
     assert data["proxy-token"] not in json.dumps(customer), "the token itself never reaches the Customer"
     config = json.loads(data["openclaw.json"])
@@ -114,7 +107,7 @@ def test_tier_change_updates_children_and_restarts_only_on_input_change(
     assert after["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "4", "memory": "4Gi"}
     quota = get_json(customers.cluster, "resourcequota", "gateway-quota", "-n", namespace_for(name))
     assert quota["spec"]["hard"]["limits.memory"] == "4Gi"
-    config = json.loads(_secret(customers, name)["openclaw.json"])
+    config = json.loads(gateway_secret(customers, name)["openclaw.json"])
     assert config["agents"]["defaults"]["thinkingDefault"] == "high"
     assert config["channels"]["telegram"]["allowFrom"] == [1, 2, 3]
     assert customer["status"]["observedGeneration"] == customer["metadata"]["generation"]
@@ -133,7 +126,7 @@ def test_suspend_and_resume(operator: OperatorProcess, customers: CustomerFactor
         what="the gateway pod to go away",
     )
     assert _deployment(customers, name)["spec"]["replicas"] == 0
-    assert _secret(customers, name)["proxy-token"], "namespace and Secret are kept while suspended"
+    assert gateway_secret(customers, name)["proxy-token"], "namespace and Secret are kept while suspended"
     assert customer["status"]["proxyToken"]["hash"] == token_hash
 
     customers.cluster.kubectl("patch", "customer", name, "--type=merge", "-p", '{"spec":{"suspend":false}}')
@@ -282,10 +275,10 @@ def test_drift_is_repaired_within_ten_seconds(
     name = customers.create()
     customers.wait_ready(name)
     ns = namespace_for(name)
-    token = _secret(customers, name)["proxy-token"]
+    token = gateway_secret(customers, name)["proxy-token"]
     customers.cluster.kubectl(*damage, "-n", ns)
     eventually(lambda: repaired(customers.cluster, ns), timeout=10, interval=0.1, what=f"{what} put back")
-    assert _secret(customers, name)["proxy-token"] == token, "repair keeps the issued token"
+    assert gateway_secret(customers, name)["proxy-token"] == token, "repair keeps the issued token"
 
 
 def test_namespace_label_drift_is_repaired(operator: OperatorProcess, customers: CustomerFactory) -> None:
@@ -316,18 +309,18 @@ def test_missing_bot_token_stalls_with_a_clear_reason(operator: OperatorProcess,
     assert f"{name}-bot" in stalled["message"]
     customers.bot_secret(f"{name}-bot", "999:AAnew")
     customers.wait_ready(name)
-    assert _secret(customers, name)["telegram-bot-token"] == "999:AAnew"
+    assert gateway_secret(customers, name)["telegram-bot-token"] == "999:AAnew"
 
 
 def test_proxy_token_rotation(operator: OperatorProcess, customers: CustomerFactory) -> None:
     name = customers.create()
     first = customers.wait_ready(name)["status"]["proxyToken"]["hash"]
-    old_token = _secret(customers, name)["proxy-token"]
+    old_token = gateway_secret(customers, name)["proxy-token"]
     customers.cluster.kubectl("annotate", "customer", name, "clawhost.dev/rotate-proxy-token=1")
     customer = customers.wait_for(
         name, lambda c: c["status"]["proxyToken"]["hash"] not in (None, first), "a new token hash"
     )
-    new_token = _secret(customers, name)["proxy-token"]
+    new_token = gateway_secret(customers, name)["proxy-token"]
     assert new_token != old_token
     assert customer["status"]["proxyToken"]["hash"] == hash_proxy_token(new_token)
 

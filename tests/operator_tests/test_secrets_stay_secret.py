@@ -16,15 +16,9 @@ import pytest
 
 from clawhost_api.customer import namespace_for
 from clawhost_localcluster.waiting import eventually
-from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
+from operator_tests.conftest import CustomerFactory, OperatorProcess, gateway_secret, get_json
 
 pytestmark = pytest.mark.cluster
-
-
-def _gateway_secret(customers: CustomerFactory, name: str) -> dict[str, str]:
-    secret = get_json(customers.cluster, "secret", "gateway-inputs", "-n", namespace_for(name))
-    assert secret is not None
-    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
 
 
 def _freeze_policy(policy: str, namespace: str) -> str:
@@ -73,7 +67,7 @@ def test_tokens_never_reach_logs_events_metrics_or_status(
     name = customers.create()
     ns = namespace_for(name)
     customers.wait_ready(name)
-    tokens = dict(_gateway_secret(customers, name))
+    tokens = dict(gateway_secret(customers, name))
     first_hash = customers.get(name)["status"]["proxyToken"]["hash"]
 
     # A rotation: a second proxy token.
@@ -81,7 +75,7 @@ def test_tokens_never_reach_logs_events_metrics_or_status(
     customers.wait_for(name, lambda c: c["status"]["proxyToken"]["hash"] not in (None, first_hash), "a new hash")
 
     def rotated_secret() -> dict[str, str] | None:
-        secret = _gateway_secret(customers, name)
+        secret = gateway_secret(customers, name)
         return secret if secret["proxy-token"] != tokens["proxy-token"] else None
 
     rotated = eventually(
@@ -113,7 +107,7 @@ def test_tokens_never_reach_logs_events_metrics_or_status(
     finally:
         customers.cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy)
     eventually(
-        lambda: _gateway_secret(customers, name)["telegram-bot-token"] == new_bot_token,
+        lambda: gateway_secret(customers, name)["telegram-bot-token"] == new_bot_token,
         timeout=30,
         what="the new bot token in the gateway Secret once the policy is gone",
     )

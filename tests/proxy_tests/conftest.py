@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sys
@@ -13,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from clawhost_api.customer import namespace_for
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
 from clawhost_localcluster.processes import ManagedProcess, free_port, wait_until
 from clawhost_localcluster.services import PostgresServer, RedisServer
-from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
+from operator_tests.conftest import CustomerFactory, OperatorProcess, gateway_secret
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -115,8 +113,7 @@ class ProxyCustomer:
 
 
 def proxy_token_of(customers: CustomerFactory, name: str) -> str:
-    secret = get_json(customers.cluster, "secret", "gateway-inputs", "-n", namespace_for(name))
-    return base64.b64decode(secret["data"]["proxy-token"]).decode()
+    return gateway_secret(customers, name)["proxy-token"]
 
 
 @pytest.fixture
