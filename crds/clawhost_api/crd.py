@@ -200,13 +200,16 @@ def _status_schema() -> Schema:
             "lastEventId": _str("Id of the newest Stripe event applied."),
         },
     )
-    return _obj(
+    status = _obj(
         "Observed state, written by the operator (and status.billing by billing).",
         {
             "observedGeneration": {
                 "type": "integer",
                 "format": "int64",
-                "description": "The metadata.generation the operator last acted on.",
+                "description": "The metadata.generation the operator last acted on; 0 until it has.",
+                # A new Customer reads status.observedGeneration 0 (behind metadata.generation) until the operator
+                # writes its first status: kstatus (Flux) sees it in progress from its first moment, not Current.
+                "default": 0,
             },
             "phase": _str(
                 "Summary: AwaitingPayment, Provisioning, Running, Suspended, Destroyed or Failed.",
@@ -241,6 +244,8 @@ def _status_schema() -> Schema:
             "billing": billing,
         },
     )
+    status["default"] = {}  # so that the defaults inside it apply to a Customer nobody has written status for
+    return status
 
 
 def build_crd() -> Schema:

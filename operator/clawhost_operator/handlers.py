@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
@@ -35,7 +36,18 @@ _queue = WorkQueue()
 _informers: dict[str, Informer] = {}
 _informer_threads: list[threading.Thread] = []
 _stop_resync = threading.Event()
-RETRY_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Again:
+    """Reconcile this customer again after `seconds`, queued with `trigger` (in the urgent lane if `urgent`)."""
+
+    seconds: float
+    trigger: str
+    urgent: bool = False
+
+
+RETRY = Again(2.0, "retry")  # after a failed reconcile
 
 
 class _NoDiffBase(kopf.AnnotationsDiffBaseStorage):
@@ -119,21 +131,25 @@ def _work(name: str, trigger: str) -> None:
         return
     for informer in _informers.values():  # a reconcile must not take "not listed yet" for "missing"
         informer.synced.wait()
-    if not _kopf_context[0].copy().run(reconcile_named, name, trigger):
-        _queue.add_after(name, "retry", RETRY_SECONDS)
+    again = _kopf_context[0].copy().run(reconcile_named, name, trigger)
+    if again is not None:
+        _queue.add_after(name, again.trigger, again.seconds, urgent=again.urgent)
 
 
-def reconcile_named(name: str, trigger: str) -> bool:
-    """Build the live view from the caches and reconcile. False when it failed and should be retried.
+def reconcile_named(name: str, trigger: str) -> Again | None:
+    """Build the live view from the caches and reconcile. When (and why) to reconcile again, if at all: after a
+    failure, or when the reconcile deferred something (a new Customer's first status) to a later look.
 
     The work queue guarantees one worker per customer at a time.
     """
     reconciler = _state.get("reconciler")
     if reconciler is None:
-        return True
+        return None
     customer = _customers.get(name)
     if customer is None:
-        return True
+        return None
+    if trigger == "first-status" and not reconciler.awaits_first_status(name):
+        return None  # its pod turned Ready in time: the Running status is written, nothing left to look at
     view = LiveView(
         customer=customer,
         namespace=_informers["namespace"].get(name),
@@ -157,16 +173,19 @@ def reconcile_named(name: str, trigger: str) -> bool:
         # Conflicts mean our view lagged behind a write; the watch event that follows re-triggers us.
         level = logging.DEBUG if error.status == 409 else logging.WARNING
         logger.log(level, "reconcile failed", extra={"customer": name, "status": error.status, "reason": error.reason})
-        return False
+        return RETRY
     except Exception:
         ERRORS.labels("internal").inc()
         RECONCILES.labels(trigger, "error").inc()
         logger.exception("reconcile crashed", extra={"customer": name})
-        return False
+        return RETRY
     finally:
         RECONCILE_SECONDS.observe(time.perf_counter() - started)
     RECONCILES.labels(trigger, "ok").inc()
-    return True
+    if view.requeue_after is not None:
+        # Its pod's turning Ready queues it anyway (urgent); this look writes Provisioning if it has not.
+        return Again(view.requeue_after, "first-status", urgent=True)
+    return None
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

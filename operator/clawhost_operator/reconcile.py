@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,8 @@ class LiveView:
     # resourceVersions of the Customer written by this reconcile: versions the watch may still deliver that do
     # not yet show a status write made later in the same pass.
     own_versions: set[str] = field(default_factory=set)
+    # Set by a reconcile that wants another look after this many seconds (a deferred first status).
+    requeue_after: float | None = None
 
 
 @dataclass
@@ -119,6 +122,8 @@ class Reconciler:
         # skipped instead of repeated. A newer version (anyone's write) is compared afresh.
         self._written: dict[tuple[str, str], tuple[frozenset[str | None], bytes]] = {}
         self._written_lock = threading.Lock()
+        # When this process first found each status-less Customer still provisioning (see `_first_status_wait`).
+        self._provisioning_since: dict[str, float] = {}
 
     def _already_written(self, key: tuple[str, str], live: Obj | None, desired: Obj) -> bool:
         version = (live or {}).get("metadata", {}).get("resourceVersion")
@@ -145,6 +150,26 @@ class Reconciler:
         with self._written_lock:
             for key in [k for k in self._written if k[0] == customer]:
                 del self._written[key]
+            self._provisioning_since.pop(customer, None)
+
+    def awaits_first_status(self, customer: str) -> bool:
+        """Its first status was deferred and has not been written since (by this process)."""
+        with self._written_lock:
+            return customer in self._provisioning_since
+
+    def _first_status_wait(self, customer: str) -> float:
+        """Seconds a new Customer's first status may still wait for its pod to turn Ready.
+
+        A new gateway is usually Ready within a second or two of its objects being applied. Until then its
+        Customer shows only the CRD's default `status.observedGeneration: 0`, which kstatus (Flux) reads as
+        in progress and the Argo CD health check as Progressing; if the pod is Ready in time, the first status
+        written is Running, and the Provisioning write (an API write, its Event another) is never spent. A pod
+        slower than the grace gets Provisioning, with the proxy token's hash, as before.
+        """
+        now = time.monotonic()
+        with self._written_lock:
+            since = self._provisioning_since.setdefault(customer, now)
+        return since + self.settings.first_status_grace_seconds - now
 
     def reconcile(self, view: LiveView, emit: EmitEvent) -> None:
         customer = view.customer
@@ -373,7 +398,14 @@ class Reconciler:
             return
         if self._already_written(key, customer, comparable):
             return
+        if not previous.get("phase") and observation.phase == "Provisioning":
+            wait = self._first_status_wait(key[0])
+            if wait > 0:
+                view.requeue_after = wait
+                return
         self.writer.patch_customer_status(customer["metadata"]["name"], desired)
+        with self._written_lock:
+            self._provisioning_since.pop(key[0], None)
         self._remember(key, customer, comparable, view.own_versions)
         if previous.get("phase") != observation.phase:
             TRANSITIONS.labels(observation.phase).inc()

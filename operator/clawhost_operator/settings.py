@@ -22,6 +22,9 @@ class OperatorSettings(BaseSettings):
     workers: int = 16
     urgent_child_changes: bool = True  # child changes (Ready, drift) jump the queue of new Customers
     event_posters: int = 4
+    # How long a new Customer's first status waits for its pod to turn Ready, so that a fast start writes
+    # Running once instead of Provisioning and then Running (see Reconciler._first_status_wait). 0: no wait.
+    first_status_grace_seconds: float = 2.0
     memory_trim_seconds: float = 30.0
     metrics_port: int = 9090
     health_port: int = 8081

@@ -8,7 +8,10 @@ queued again when that pass ends).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -20,11 +23,16 @@ class WorkQueue:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.RLock())
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # workers wait on it
+        self._timer_cond = threading.Condition(lock)  # the timer thread waits on it
         self._lanes: tuple[deque[tuple[str, str]], deque[tuple[str, str]]] = (deque(), deque())  # urgent, normal
         self._queued: dict[str, bool] = {}  # name -> in the urgent lane; a lane may still hold a taken name
         self._active: set[str] = set()
         self._again: dict[str, tuple[str, bool]] = {}
+        self._later: list[tuple[float, int, str, str, bool]] = []  # (due, order, name, trigger, urgent), a heap
+        self._order = itertools.count()
+        self._timer: threading.Thread | None = None
         self._closed = False
 
     def add(self, name: str, trigger: str, urgent: bool = False) -> None:
@@ -38,10 +46,23 @@ class WorkQueue:
                 self._lanes[0 if urgent else 1].append((name, trigger))
                 self._cond.notify()
 
-    def add_after(self, name: str, trigger: str, delay: float) -> None:
-        timer = threading.Timer(delay, self.add, (name, trigger))
-        timer.daemon = True
-        timer.start()
+    def add_after(self, name: str, trigger: str, delay: float, urgent: bool = False) -> None:
+        """`add` once `delay` seconds have passed (one timer thread for all: a burst may defer hundreds)."""
+        with self._cond:
+            heapq.heappush(self._later, (time.monotonic() + delay, next(self._order), name, trigger, urgent))
+            if self._timer is None:
+                self._timer = threading.Thread(target=self._release_due, name="workqueue-timer", daemon=True)
+                self._timer.start()
+            self._timer_cond.notify()
+
+    def _release_due(self) -> None:
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                while self._later and self._later[0][0] <= now:
+                    _, _, name, trigger, urgent = heapq.heappop(self._later)
+                    self.add(name, trigger, urgent)
+                self._timer_cond.wait(self._later[0][0] - now if self._later else None)
 
     def get(self) -> tuple[str, str] | None:
         """The next (name, trigger), now marked in progress; None once closed."""
@@ -71,6 +92,7 @@ class WorkQueue:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            self._timer_cond.notify_all()
 
     def start_workers(self, count: int, work: Callable[[str, str], None]) -> None:
         def loop() -> None:

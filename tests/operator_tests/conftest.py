@@ -179,6 +179,33 @@ class CustomerFactory:
             "patch", "customer", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": status})
         )
 
+    def block_pods(self, name: str) -> None:
+        """Before `name` is created: its namespace, with a LimitRange its gateway cannot satisfy, so its pod is never
+        created and the Customer stays Provisioning for good."""
+        ns = namespace_for(name)
+        self.cluster.kubectl("create", "namespace", ns)
+        limit = {
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": {"name": "tiny", "namespace": ns},
+            "spec": {"limits": [{"type": "Container", "max": {"memory": "1Gi"}}]},
+        }
+        self.cluster.kubectl("apply", "-f", "-", stdin=json.dumps(limit))
+        probe_pod = json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "probe", "namespace": ns},
+                "spec": {"containers": [{"name": "c", "image": "x", "resources": {"limits": {"memory": "4Gi"}}}]},
+            }
+        )
+
+        def limit_enforced() -> bool:
+            attempt = self.cluster.kubectl("create", "--dry-run=server", "-f", "-", stdin=probe_pod, check=False)
+            return attempt.returncode != 0 and "maximum memory usage per Container is 1Gi" in attempt.stderr
+
+        eventually(limit_enforced, timeout=30, what="admission to enforce the LimitRange")
+
 
 def _ready(customer: dict[str, Any]) -> str | None:
     for condition in (customer.get("status") or {}).get("conditions") or []:

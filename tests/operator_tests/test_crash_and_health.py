@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -71,29 +70,7 @@ def test_argocd_health_on_real_customers(operator: OperatorProcess, customers: C
     stalled = customers.create()
     # A LimitRange the gateway cannot satisfy keeps its pod from ever being created: Progressing for good.
     progressing = customers.new_name()
-    ns = namespace_for(progressing)
-    customers.cluster.kubectl("create", "namespace", ns)
-    limit = {
-        "apiVersion": "v1",
-        "kind": "LimitRange",
-        "metadata": {"name": "tiny", "namespace": ns},
-        "spec": {"limits": [{"type": "Container", "max": {"memory": "1Gi"}}]},
-    }
-    customers.cluster.kubectl("apply", "-f", "-", stdin=json.dumps(limit))
-    probe_pod = json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "probe", "namespace": ns},
-            "spec": {"containers": [{"name": "c", "image": "x", "resources": {"limits": {"memory": "4Gi"}}}]},
-        }
-    )
-
-    def limit_enforced() -> bool:
-        attempt = customers.cluster.kubectl("create", "--dry-run=server", "-f", "-", stdin=probe_pod, check=False)
-        return attempt.returncode != 0 and "maximum memory usage per Container is 1Gi" in attempt.stderr
-
-    eventually(limit_enforced, timeout=30, what="admission to enforce the LimitRange")
+    customers.block_pods(progressing)
     customers.create(tier="team", name=progressing)
     customers.cluster.kubectl("delete", "secret", f"{stalled}-bot", "-n", "clawhost-secrets")
 
@@ -106,7 +83,8 @@ def test_argocd_health_on_real_customers(operator: OperatorProcess, customers: C
         progressing, lambda c: (c.get("status") or {}).get("phase") == "Provisioning", "Provisioning"
     )
     assert argocd_health(in_flight)[0] == "Progressing"
-    assert get_json(customers.cluster, "pods", "-n", ns)["items"] == [], "the LimitRange really blocks the pod"
+    pods = get_json(customers.cluster, "pods", "-n", namespace_for(progressing))["items"]
+    assert pods == [], "the LimitRange really blocks the pod"
 
     customers.cluster.kubectl("patch", "customer", healthy, "--type=merge", "-p", '{"spec":{"suspend":true}}')
     suspended = customers.wait_for(

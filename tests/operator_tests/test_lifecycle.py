@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import urllib.request
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -361,19 +363,64 @@ def test_steady_state_makes_no_writes(operator: OperatorProcess, customers: Cust
 def test_transitions_are_recorded_as_events(operator: OperatorProcess, customers: CustomerFactory) -> None:
     name = customers.create()
     customers.wait_ready(name)
+    # Posted from the reconcile workers through kopf's poster: None -> Running when the pod was Ready within the
+    # first-status grace, None -> Provisioning -> Running when it was slower.
+    eventually(lambda: "Running" in _event_reasons(customers, name), timeout=30, what="the transition Event")
 
-    def reasons() -> set[str]:
-        listing = get_json(
-            customers.cluster,
-            "events",
-            "-A",
-            "--field-selector",
-            f"involvedObject.kind=Customer,involvedObject.name={name}",
-        )
-        return {item["reason"] for item in (listing or {}).get("items", [])}
 
-    # Posted from the reconcile workers through kopf's poster: None -> Provisioning -> Running.
-    eventually(lambda: {"Provisioning", "Running"} <= reasons(), timeout=30, what="both transition Events")
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_new_customer_reads_in_progress_until_its_first_status_and_a_slow_pod_shows_provisioning(
+    operator: OperatorProcess, customers: CustomerFactory
+) -> None:
+    # What a Customer reads before the operator has written anything: the CRD's default, which kstatus (Flux)
+    # reads as in progress (observedGeneration behind generation) and the Argo CD check as Progressing.
+    name = customers.new_name()
+    body = {
+        "apiVersion": "clawhost.dev/v1alpha1",
+        "kind": "Customer",
+        "metadata": {"name": name},
+        "spec": {"tier": "starter", "telegram": {"botTokenSecretRef": {"name": "x"}, "allowedUserIds": [1]}},
+    }
+    fresh = json.loads(
+        customers.cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(body)).stdout
+    )
+    assert fresh["status"] == {"observedGeneration": 0}
+    assert fresh["metadata"]["generation"] == 1
+
+    # A pod that never starts: after the grace (2 s from the operator's first look) the first status is
+    # Provisioning, written by the grace's own timer (reconcile trigger first-status), with its Event.
+    before = _first_status_reconciles(operator)
+    customers.block_pods(name)
+    customers.create(name=name)
+    slow = customers.wait_for(name, lambda c: (c.get("status") or {}).get("phase") == "Provisioning", "Provisioning")
+    reconciling = next(c for c in slow["status"]["conditions"] if c["type"] == "Reconciling")
+    assert reconciling["status"] == "True"
+    waited = _epoch(reconciling["lastTransitionTime"]) - _epoch(slow["metadata"]["creationTimestamp"])
+    assert waited >= 2, f"the first status came {waited:.0f} s after the create, within the grace"
+    assert slow["status"]["proxyToken"]["hash"], "Provisioning publishes the token's hash for the proxy"
+    assert _first_status_reconciles(operator) > before, "the grace's timer queued a reconcile"
+    eventually(
+        lambda: "Provisioning" in _event_reasons(customers, name), timeout=30, what="the Provisioning transition Event"
+    )
+
+
+def _first_status_reconciles(operator: OperatorProcess) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("clawhost_operator_reconciles_total{") and 'trigger="first-status"' in line
+    )
+
+
+def _event_reasons(customers: CustomerFactory, name: str) -> set[str]:
+    selector = f"involvedObject.kind=Customer,involvedObject.name={name}"
+    listing = get_json(customers.cluster, "events", "-A", "--field-selector", selector)
+    return {item["reason"] for item in (listing or {}).get("items", [])}
 
 
 def test_kubectl_shows_customers_by_short_name_category_and_columns(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from clawhost_localcluster.waiting import eventually
 from clawhost_operator.kube_writer import OwnVersions
@@ -89,6 +90,35 @@ def test_workers_never_run_one_customer_twice_at_once_and_close_stops_them() -> 
     assert counts["b"] <= 2
     queue.close()
     assert queue.get() is None
+
+
+def test_add_after_releases_in_due_order_into_the_chosen_lane_and_wakes_a_worker() -> None:
+    queue = WorkQueue()
+    taken: list[tuple[str, str, float]] = []
+    started = time.monotonic()
+
+    def work(name: str, trigger: str) -> None:
+        taken.append((name, trigger, time.monotonic() - started))
+
+    queue.start_workers(2, work)
+    queue.add_after("late", "retry", 0.6)
+    queue.add_after("early", "first-status", 0.2, urgent=True)
+    assert queue.depth() == 0, "nothing is queued before it is due"
+    eventually(lambda: len(taken) == 2, timeout=5, what="both delayed marks to be worked")
+    assert [(name, trigger) for name, trigger, _ in taken] == [("early", "first-status"), ("late", "retry")]
+    assert taken[0][2] >= 0.2
+    assert taken[1][2] >= 0.6
+    queue.close()
+
+
+def test_a_due_urgent_mark_goes_ahead_of_queued_normal_ones() -> None:
+    queue = WorkQueue()
+    for name in ("a", "b"):
+        queue.add(name, "customer")
+    queue.add_after("c", "first-status", 0.05, urgent=True)
+    eventually(lambda: queue.depth() == 3, timeout=5, what="the delayed mark to be queued")
+    assert queue.get() == ("c", "first-status")
+    queue.close()
 
 
 def test_own_versions_are_echoes_once() -> None:
