@@ -41,7 +41,7 @@ python:
 	@echo "==> syncing the locked Python environment (.venv)"
 	$(UV) sync --frozen --quiet
 
-binaries: python ## build etcd, Kubernetes and kwok once (cached in ~/.cache/clawhost)
+binaries: python ## build etcd, Kubernetes, kwok and kstatus once (cached in ~/.cache/clawhost)
 	@echo "==> ensuring the control-plane binaries (first run builds them from Go modules, ~20-40 min on 2 cores)"
 	$(UV) run --frozen python -m clawhost_localcluster build
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from clawhost_localcluster.build import BuildError, ensure_binaries
+from clawhost_localcluster.build import BuildError, ensure_binaries, ensure_kstatus
 from clawhost_localcluster.environment import Environment, local_environment
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
 from clawhost_localcluster.pki import write_jwt_keys
@@ -294,7 +294,7 @@ def _down() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clawhost_localcluster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build", help="build and cache the Kubernetes, etcd and kwok binaries")
+    sub.add_parser("build", help="build and cache the Kubernetes, etcd, kwok and kstatus binaries")
     up = sub.add_parser("up", help="start the local platform in the background and print how to reach it")
     up.add_argument("--timeout", type=float, default=300)
     sub.add_parser("down", help="stop the local platform and delete its data")
@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             for field, value in vars(ensure_binaries()).items():
                 print(f"{field}: {value}")
+            print(f"kstatus: {ensure_kstatus()}")  # for the tests: Flux's reading of a Customer
             return 0
         if args.command == "up":
             return _up(args.timeout)

@@ -8,6 +8,7 @@ concurrent runs (make up and make test, say) from building the same thing twice.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clawhost_localcluster.versions import (
+    CLI_UTILS_VERSION,
     ETCD_VERSION,
     KUBERNETES_COMMANDS,
     KUBERNETES_VERSION,
@@ -195,6 +197,37 @@ class _KubernetesRecipe(_Recipe):
             src,
             env,
         )
+
+
+class _KstatusRecipe(_Recipe):
+    """Our `kstatus/main.go` against sigs.k8s.io/cli-utils: what Flux's health checks would say of an object."""
+
+    def __call__(self, scratch: Path, env: dict[str, str]) -> None:
+        src = scratch / "src"
+        src.mkdir()
+        shutil.copy(KSTATUS_SOURCE, src / "main.go")
+        _run("kstatus: init wrapper module", ["go", "mod", "init", "clawhost.local/kstatus"], src, env)
+        _run("kstatus: fetch cli-utils", ["go", "get", f"sigs.k8s.io/cli-utils@{CLI_UTILS_VERSION}"], src, env)
+        _run("kstatus: resolve dependencies", ["go", "mod", "tidy"], src, env)
+        _run(
+            "kstatus: compile",
+            ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(scratch / "bin" / "kstatus"), "."],
+            src,
+            env,
+        )
+
+
+KSTATUS_SOURCE = Path(__file__).with_name("kstatus") / "main.go"
+
+
+def ensure_kstatus(root: Path | None = None) -> Path:
+    """The kstatus binary, built once per cli-utils version and version of our source (prints progress)."""
+    if shutil.which("go") is None:
+        raise BuildError("the Go toolchain is not on PATH; install Go 1.25 or newer")
+    source = hashlib.sha256(KSTATUS_SOURCE.read_bytes()).hexdigest()[:12]
+    target = (root or cache_root()) / f"kstatus-{CLI_UTILS_VERSION}-{source}"
+    _build_into(target, ["kstatus"], _KstatusRecipe())
+    return target / "bin" / "kstatus"
 
 
 def ensure_binaries(root: Path | None = None) -> Binaries:

@@ -8,6 +8,8 @@ from pathlib import Path
 KUBERNETES_VERSION = "v1.35.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.7.0"
+# kstatus, the status library of Flux and kpt, built into tests/clawhost_localcluster/kstatus to read Customers.
+CLI_UTILS_VERSION = "v0.37.2"
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 

@@ -1,8 +1,11 @@
-"""Crash-safety of the operator, and the Argo CD health check evaluated on real Customers."""
+"""Crash-safety of the operator, and what Argo CD (our health Lua) and Flux (kstatus) say of real Customers."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,7 @@ import lupa
 import pytest
 
 from clawhost_api.customer import namespace_for
+from clawhost_localcluster.build import ensure_kstatus
 from clawhost_localcluster.waiting import eventually
 from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
 
@@ -23,6 +27,19 @@ def argocd_health(obj: dict[str, Any]) -> tuple[str, str]:
     runtime.globals().obj = runtime.table_from(obj, recursive=True)
     result = runtime.execute(HEALTH_LUA)
     return str(result["status"]), str(result["message"])
+
+
+@pytest.fixture(scope="session")
+def kstatus() -> Callable[[dict[str, Any]], tuple[str, str]]:
+    """What kstatus (sigs.k8s.io/cli-utils, the library behind Flux's health checks) says of an object."""
+    binary = ensure_kstatus()
+
+    def verdict(obj: dict[str, Any]) -> tuple[str, str]:
+        result = subprocess.run([binary], input=json.dumps(obj), capture_output=True, text=True, check=True)
+        answer = json.loads(result.stdout)
+        return str(answer["status"]), str(answer["message"])
+
+    return verdict
 
 
 def _labelled(customers: CustomerFactory, kind: str, name: str) -> list[Any]:
@@ -65,7 +82,21 @@ def test_operator_killed_mid_provisioning_converges_without_duplicates(
     assert secret["metadata"]["labels"]["clawhost.dev/customer"] == name
 
 
-def test_argocd_health_on_real_customers(operator: OperatorProcess, customers: CustomerFactory) -> None:
+def test_argocd_and_kstatus_health_on_real_customers(
+    operator: OperatorProcess, customers: CustomerFactory, kstatus: Callable[[dict[str, Any]], tuple[str, str]]
+) -> None:
+    # Before the operator has written anything (the API server's own answer to a dry-run create): in progress.
+    body = {
+        "apiVersion": "clawhost.dev/v1alpha1",
+        "kind": "Customer",
+        "metadata": {"name": customers.new_name()},
+        "spec": {"tier": "starter", "telegram": {"botTokenSecretRef": {"name": "x"}, "allowedUserIds": [1]}},
+    }
+    created = customers.cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(body))
+    fresh = json.loads(created.stdout)
+    assert argocd_health(fresh)[0] == "Progressing"
+    assert kstatus(fresh)[0] == "InProgress"
+
     healthy = customers.create()
     stalled = customers.create()
     # A LimitRange the gateway cannot satisfy keeps its pod from ever being created: Progressing for good.
@@ -74,15 +105,21 @@ def test_argocd_health_on_real_customers(operator: OperatorProcess, customers: C
     customers.create(tier="team", name=progressing)
     customers.cluster.kubectl("delete", "secret", f"{stalled}-bot", "-n", "clawhost-secrets")
 
-    assert argocd_health(customers.wait_ready(healthy))[0] == "Healthy"
+    ready = customers.wait_ready(healthy)
+    assert argocd_health(ready)[0] == "Healthy"
+    assert kstatus(ready)[0] == "Current"
     degraded = customers.wait_for(stalled, lambda c: (c.get("status") or {}).get("phase") == "Failed", "Stalled")
     status, message = argocd_health(degraded)
     assert status == "Degraded"
     assert "BotTokenMissing" in message
+    status, message = kstatus(degraded)
+    assert status == "Failed"
+    assert "Secret clawhost-secrets/" in message, message
     in_flight = customers.wait_for(
         progressing, lambda c: (c.get("status") or {}).get("phase") == "Provisioning", "Provisioning"
     )
     assert argocd_health(in_flight)[0] == "Progressing"
+    assert kstatus(in_flight)[0] == "InProgress"
     pods = get_json(customers.cluster, "pods", "-n", namespace_for(progressing))["items"]
     assert pods == [], "the LimitRange really blocks the pod"
 
