@@ -179,6 +179,17 @@ class CustomerFactory:
             "patch", "customer", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": status})
         )
 
+    def as_created(self) -> dict[str, Any]:
+        """A new Customer as the API server would store it before anyone wrote its status (a dry-run create)."""
+        body = {
+            "apiVersion": "clawhost.dev/v1alpha1",
+            "kind": "Customer",
+            "metadata": {"name": self.new_name()},
+            "spec": {"tier": "starter", "telegram": {"botTokenSecretRef": {"name": "x"}, "allowedUserIds": [1]}},
+        }
+        created = self.cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(body))
+        return dict(json.loads(created.stdout))
+
     def block_pods(self, name: str) -> None:
         """Before `name` is created: its namespace, with a LimitRange its gateway cannot satisfy, so its pod is never
         created and the Customer stays Provisioning for good."""

@@ -85,15 +85,7 @@ def test_operator_killed_mid_provisioning_converges_without_duplicates(
 def test_argocd_and_kstatus_health_on_real_customers(
     operator: OperatorProcess, customers: CustomerFactory, kstatus: Callable[[dict[str, Any]], tuple[str, str]]
 ) -> None:
-    # Before the operator has written anything (the API server's own answer to a dry-run create): in progress.
-    body = {
-        "apiVersion": "clawhost.dev/v1alpha1",
-        "kind": "Customer",
-        "metadata": {"name": customers.new_name()},
-        "spec": {"tier": "starter", "telegram": {"botTokenSecretRef": {"name": "x"}, "allowedUserIds": [1]}},
-    }
-    created = customers.cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(body))
-    fresh = json.loads(created.stdout)
+    fresh = customers.as_created()  # before the operator has written anything: in progress
     assert argocd_health(fresh)[0] == "Progressing"
     assert kstatus(fresh)[0] == "InProgress"
 

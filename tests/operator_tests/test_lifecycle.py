@@ -377,22 +377,14 @@ def test_a_new_customer_reads_in_progress_until_its_first_status_and_a_slow_pod_
 ) -> None:
     # What a Customer reads before the operator has written anything: the CRD's default, which kstatus (Flux)
     # reads as in progress (observedGeneration behind generation) and the Argo CD check as Progressing.
-    name = customers.new_name()
-    body = {
-        "apiVersion": "clawhost.dev/v1alpha1",
-        "kind": "Customer",
-        "metadata": {"name": name},
-        "spec": {"tier": "starter", "telegram": {"botTokenSecretRef": {"name": "x"}, "allowedUserIds": [1]}},
-    }
-    fresh = json.loads(
-        customers.cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(body)).stdout
-    )
+    fresh = customers.as_created()
     assert fresh["status"] == {"observedGeneration": 0}
     assert fresh["metadata"]["generation"] == 1
 
     # A pod that never starts: after the grace (2 s from the operator's first look) the first status is
     # Provisioning, written by the grace's own timer (reconcile trigger first-status), with its Event.
     before = _first_status_reconciles(operator)
+    name = customers.new_name()
     customers.block_pods(name)
     customers.create(name=name)
     slow = customers.wait_for(name, lambda c: (c.get("status") or {}).get("phase") == "Provisioning", "Provisioning")
