@@ -90,18 +90,28 @@ class OperatorProcess:
         if self.process is not None:
             self.process.stop()
 
+    def _metrics_text(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
     def metrics(self) -> dict[str, float]:
         """Sums of each metric family, e.g. {"clawhost_operator_api_writes_total": 12.0}."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
-            text = response.read().decode()
         sums: dict[str, float] = {}
-        for line in text.splitlines():
+        for line in self._metrics_text().splitlines():
             if line.startswith("#") or not line.strip():
                 continue
             name_part, value = line.rsplit(" ", 1)
             family = name_part.split("{", 1)[0]
             sums[family] = sums.get(family, 0.0) + float(value)
         return sums
+
+    def reconciles(self, trigger: str) -> float:
+        """Reconciles so far (ok or failed) that `trigger` queued: resync, first-status, customer, deployment, ..."""
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in self._metrics_text().splitlines()
+            if line.startswith("clawhost_operator_reconciles_total{") and f'trigger="{trigger}"' in line
+        )
 
     def log(self) -> str:
         """Everything the operator has logged so far."""
@@ -178,6 +188,12 @@ class CustomerFactory:
         self.cluster.kubectl(
             "patch", "customer", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": status})
         )
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The Events about Customer `name`."""
+        selector = f"involvedObject.kind=Customer,involvedObject.name={name}"
+        listing = get_json(self.cluster, "events", "-A", "--field-selector", selector)
+        return list((listing or {}).get("items", []))
 
     def as_created(self) -> dict[str, Any]:
         """A new Customer as the API server would store it before anyone wrote its status (a dry-run create)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -126,25 +125,15 @@ def test_argocd_and_kstatus_health_on_real_customers(
     assert argocd_health(suspended)[0] in ("Suspended", "Progressing")
 
 
-def _resync_reconciles(operator: OperatorProcess) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("clawhost_operator_reconciles_total{") and 'trigger="resync"' in line
-    )
-
-
 def test_periodic_pass_reconciles_every_customer_and_writes_nothing_when_in_sync(
     operator: OperatorProcess, customers: CustomerFactory
 ) -> None:
     name = customers.create()
     ready = customers.wait_ready(name, timeout=90)
     version = ready["metadata"]["resourceVersion"]
-    before = _resync_reconciles(operator)
+    before = operator.reconciles("resync")
     # The fixture's pass runs every 5 s; each live Customer is visited once per pass.
-    eventually(lambda: _resync_reconciles(operator) > before, timeout=30, what="a periodic pass to reach the customer")
+    eventually(lambda: operator.reconciles("resync") > before, timeout=30, what="a periodic pass to reach the customer")
     after = get_json(customers.cluster, "customer", name)
     assert after is not None
     assert after["metadata"]["resourceVersion"] == version, "an in-sync Customer must not be written by the pass"

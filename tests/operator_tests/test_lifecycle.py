@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 from datetime import datetime
 from typing import Any
 
@@ -383,7 +382,7 @@ def test_a_new_customer_reads_in_progress_until_its_first_status_and_a_slow_pod_
 
     # A pod that never starts: after the grace (2 s from the operator's first look) the first status is
     # Provisioning, written by the grace's own timer (reconcile trigger first-status), with its Event.
-    before = _first_status_reconciles(operator)
+    before = operator.reconciles("first-status")
     name = customers.new_name()
     customers.block_pods(name)
     customers.create(name=name)
@@ -393,26 +392,14 @@ def test_a_new_customer_reads_in_progress_until_its_first_status_and_a_slow_pod_
     waited = _epoch(reconciling["lastTransitionTime"]) - _epoch(slow["metadata"]["creationTimestamp"])
     assert waited >= 2, f"the first status came {waited:.0f} s after the create, within the grace"
     assert slow["status"]["proxyToken"]["hash"], "Provisioning publishes the token's hash for the proxy"
-    assert _first_status_reconciles(operator) > before, "the grace's timer queued a reconcile"
+    assert operator.reconciles("first-status") > before, "the grace's timer queued a reconcile"
     eventually(
         lambda: "Provisioning" in _event_reasons(customers, name), timeout=30, what="the Provisioning transition Event"
     )
 
 
-def _first_status_reconciles(operator: OperatorProcess) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("clawhost_operator_reconciles_total{") and 'trigger="first-status"' in line
-    )
-
-
 def _event_reasons(customers: CustomerFactory, name: str) -> set[str]:
-    selector = f"involvedObject.kind=Customer,involvedObject.name={name}"
-    listing = get_json(customers.cluster, "events", "-A", "--field-selector", selector)
-    return {item["reason"] for item in (listing or {}).get("items", [])}
+    return {event["reason"] for event in customers.events(name)}
 
 
 def test_kubectl_shows_customers_by_short_name_category_and_columns(
