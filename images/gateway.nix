@@ -3,12 +3,15 @@
 # writable volumes, so the root filesystem can stay read-only.
 { pkgs, n2c }:
 let
-  openclawVersion = "2026.9.6"; # config keys change between releases: bump with the renderer
+  # The one pin of OpenClaw on the image side: npm installs exactly this. The operator's renderer names the
+  # same version (OPENCLAW_VERSION in operator/clawhost_operator/openclaw_config.py; a test keeps them equal),
+  # because config keys change between releases: bump both together.
+  openclawVersion = (builtins.fromJSON (builtins.readFile ./openclaw/package.json)).dependencies.openclaw;
   nodejs = pkgs.nodejs_24;
   openclaw = pkgs.buildNpmPackage {
     pname = "openclaw";
     version = openclawVersion;
-    src = ./openclaw; # package.json + package-lock.json pinning openclaw@2026.9.6
+    src = ./openclaw; # package.json (+ the package-lock.json npm writes) pinning openclaw
     inherit nodejs;
     npmDepsHash = pkgs.lib.fakeHash; # replaced by the hash `nix build` reports on first build
     dontNpmBuild = true;

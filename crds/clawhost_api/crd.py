@@ -1,7 +1,7 @@
-"""Generate the Customer CustomResourceDefinition (schema, CEL rules, printer columns) from the tiers table.
+"""Generate the Customer CustomResourceDefinition: its schema from the pydantic models in `customer.py`, plus
+what only the CRD says (CEL rules from the tiers table, defaults the API server applies, printer columns).
 
-`python -m clawhost_api.crd > crds/customer.crd.yaml` writes the committed file; a test fails when
-the two differ or when the schema and the pydantic models in `customer.py` disagree on a field.
+`python -m clawhost_api.crd > crds/customer.crd.yaml` writes the committed file; a test fails when the two differ.
 """
 
 from __future__ import annotations
@@ -11,35 +11,91 @@ from collections.abc import Sequence
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
-from clawhost_api.customer import CATEGORIES, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
-from clawhost_api.tiers import THINKING_ORDER, TIER_ORDER, load_tiers
+from clawhost_api.customer import (
+    CATEGORIES,
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+    BillingSpec,
+    CustomerSpec,
+    CustomerStatus,
+    SecretKeyRef,
+)
+from clawhost_api.tiers import THINKING_ORDER, load_tiers
 
 Schema = dict[str, Any]
 
 MAX_NAME_LENGTH = 54  # "customer-" + name must fit a 63-character namespace name
 
-
-def _str(description: str, **extra: Any) -> Schema:
-    return {"type": "string", "description": description, **extra}
-
-
-def _obj(
-    description: str,
-    properties: dict[str, Schema],
-    required: list[str] | None = None,
-    validations: list[Schema] | None = None,
-) -> Schema:
-    schema: Schema = {"type": "object", "description": description, "properties": properties}
-    if required:
-        schema["required"] = required
-    if validations:
-        schema["x-kubernetes-validations"] = validations
-    return schema
+# What pydantic's JSON Schema says that a structural CRD schema must not (or need not) say.
+_DROPPED_KEYS = frozenset({"$defs", "title", "additionalProperties", "default"})
+# The order keys are written in, so the YAML reads a field's type and meaning first.
+_KEY_ORDER = ("type", "format", "description", "default", "properties")
 
 
 def _cel_list(values: Sequence[str]) -> str:
     return "[" + ", ".join(f"'{value}'" for value in values) + "]"
+
+
+def _structural(schema: Schema, defs: dict[str, Schema]) -> Schema:
+    """One node of pydantic's JSON Schema as a structural CRD schema: references inlined, `X | None` as X
+    (absent, never null, in a Customer), no titles; a field's own description wins over its model's docstring."""
+    if "$ref" in schema:
+        target = defs[schema["$ref"].rsplit("/", 1)[-1]]
+        schema = {**target, **{key: value for key, value in schema.items() if key != "$ref"}}
+    if "anyOf" in schema:
+        options = [option for option in schema["anyOf"] if option != {"type": "null"}]
+        if len(options) != 1:
+            raise ValueError(f"a CRD field has one type, not {schema['anyOf']}")
+        schema = {**_structural(options[0], defs), **{k: v for k, v in schema.items() if k != "anyOf"}}
+    out: Schema = {}
+    for key, value in schema.items():
+        if key in _DROPPED_KEYS:
+            continue
+        if key == "properties":
+            value = {name: _structural(prop, defs) for name, prop in value.items()}
+        elif key == "items":
+            value = _structural(value, defs)
+        elif key == "description":
+            value = " ".join(value.split())
+        out[key] = value
+    return _ordered(out)
+
+
+def _ordered(schema: Schema) -> Schema:
+    first = {key: schema[key] for key in _KEY_ORDER if key in schema}
+    return {**first, **{key: value for key, value in schema.items() if key not in first}}
+
+
+def model_schema(model: type[BaseModel]) -> Schema:
+    """The structural schema of a Customer part, field for field from its pydantic model."""
+    generated = model.model_json_schema(by_alias=True)
+    return _structural(generated, generated.get("$defs", {}))
+
+
+def _add_by_hand(schema: Schema, additions: dict[str, Schema]) -> Schema:
+    """Merge what the models cannot say (defaults the API server applies, CEL rules, list semantics) into the
+    generated schema. Paths are dotted field names, `[]` for a list's items; a path that no longer exists is an
+    error, so a renamed field cannot silently lose its rule."""
+    for path, extra in additions.items():
+        node = schema
+        for part in path.split(".") if path else ():
+            name, is_items = (part[:-2], True) if part.endswith("[]") else (part, False)
+            if name not in node.get("properties", {}):
+                raise KeyError(f"{path}: no field {name!r} in the generated schema")
+            node = node["properties"][name]
+            if is_items:
+                node = node["items"]
+        node.update(extra)
+        node_ordered = _ordered(node)
+        node.clear()
+        node.update(node_ordered)
+    return schema
 
 
 def _spec_rules() -> list[Schema]:
@@ -76,191 +132,65 @@ def _spec_rules() -> list[Schema]:
 
 
 def _spec_schema() -> Schema:
-    max_users = max(tier.telegram_users_max for tier in load_tiers().values())
-    secret_ref = _obj(
-        "The Secret (in namespace clawhost-secrets) that holds the Telegram bot token; the token itself never "
-        "appears in a Customer.",
+    tiers = load_tiers().values()
+    all_models = sorted({model for tier in tiers for model in tier.models})
+    return _add_by_hand(
+        model_schema(CustomerSpec),
         {
-            "name": _str("Name of the Secret in the clawhost-secrets namespace.", minLength=1, maxLength=253),
-            "key": _str(
-                "Key within the Secret whose value is the bot token.", default="token", minLength=1, maxLength=253
-            ),
-        },
-        required=["name"],
-    )
-    telegram = _obj(
-        "Telegram channel of the agent.",
-        {
-            "botTokenSecretRef": secret_ref,
-            "allowedUserIds": {
-                "type": "array",
-                "description": "Numeric Telegram user ids allowed to message the agent (DM allowlist); how many "
-                "depends on the tier.",
-                "minItems": 1,
-                "maxItems": max_users,
+            "": {"x-kubernetes-validations": _spec_rules()},
+            "telegram.allowedUserIds": {
+                "maxItems": max(tier.telegram_users_max for tier in tiers),
                 "x-kubernetes-list-type": "set",
-                "items": {
-                    "type": "integer",
-                    "format": "int64",
-                    "minimum": 1,
-                    "description": "A Telegram user id (a positive integer).",
-                },
             },
-        },
-        required=["botTokenSecretRef", "allowedUserIds"],
-    )
-    all_models = sorted({model for tier in load_tiers().values() for model in tier.models})
-    agent = _obj(
-        "How the agent thinks.",
-        {
-            "model": _str(
-                f"Model id, one of the tier's models ({', '.join(all_models)}); empty means the tier's default.",
-                enum=all_models,
-            ),
-            "thinking": _str(
-                "Thinking level, at most the tier's own; empty means the tier's level.", enum=list(THINKING_ORDER)
-            ),
-        },
-    )
-    billing = _obj(
-        "How the customer pays. Immutable: to comp a paying customer, create a new Customer.",
-        {
-            "mode": _str(
-                "stripe: the gateway runs while the Stripe subscription is in good standing (see "
-                "status.billing); none: comped, internal or GitOps-only, runs without Stripe.",
-                enum=["stripe", "none"],
-                default="stripe",
-            )
-        },
-        validations=[{"rule": "self.mode == oldSelf.mode", "message": "spec.billing.mode is immutable"}],
-    )
-    billing["default"] = {"mode": "stripe"}
-    return _obj(
-        "Desired state of a customer's agent. Owned by git or the dashboard; billing never writes it.",
-        {
-            "tier": _str("Plan: " + ", ".join(TIER_ORDER) + ".", enum=list(TIER_ORDER)),
-            "telegram": telegram,
-            "agent": agent,
-            "suspend": {
-                "type": "boolean",
-                "default": False,
-                "description": "Manual switch: true scales the gateway to zero replicas; namespace and data are kept.",
+            "telegram.allowedUserIds[]": {"format": "int64"},
+            "telegram.botTokenSecretRef.key": {"default": SecretKeyRef.model_fields["key"].default},
+            # The tiers table, not the model's type, lists the models.
+            "agent.model": {
+                "enum": all_models,
+                "description": f"Model id, one of the tier's models ({', '.join(all_models)}); empty means the "
+                "tier's default.",
             },
-            "billing": billing,
+            "suspend": {"default": CustomerSpec.model_fields["suspend"].default},
+            "billing": {
+                "default": BillingSpec().model_dump(by_alias=True),
+                "x-kubernetes-validations": [
+                    {"rule": "self.mode == oldSelf.mode", "message": "spec.billing.mode is immutable"}
+                ],
+            },
+            "billing.mode": {"default": BillingSpec.model_fields["mode"].default},
         },
-        required=["tier", "telegram"],
-        validations=_spec_rules(),
     )
 
 
 def _status_schema() -> Schema:
-    timestamp = {"type": "string", "format": "date-time"}
-    condition = _obj(
-        "A standard Kubernetes condition.",
+    return _add_by_hand(
+        model_schema(CustomerStatus),
         {
-            "type": _str("Ready, Reconciling or Stalled."),
-            "status": _str("True, False or Unknown.", enum=["True", "False", "Unknown"]),
-            "reason": _str("One CamelCase word saying why."),
-            "message": _str("Human-readable details."),
-            "observedGeneration": {
-                "type": "integer",
-                "format": "int64",
-                "description": "The metadata.generation this condition was computed from.",
-            },
-            "lastTransitionTime": {**timestamp, "description": "When status last changed."},
-        },
-        required=["type", "status", "reason", "lastTransitionTime"],
-    )
-    tiers = list(TIER_ORDER)
-    billing = _obj(
-        "Stripe facts, written only by the billing webhooks; the operator reads them to decide what runs.",
-        {
-            "customerId": _str("Stripe customer id (cus_...)."),
-            "subscriptionId": _str("Stripe subscription id (sub_...)."),
-            "state": _str(
-                "Stripe subscription status.",
-                enum=[
-                    "incomplete",
-                    "incomplete_expired",
-                    "trialing",
-                    "active",
-                    "past_due",
-                    "canceled",
-                    "unpaid",
-                    "paused",
-                ],
-            ),
-            "currentPeriodStart": {**timestamp, "description": "Start of the current billing period."},
-            "currentPeriodEnd": {**timestamp, "description": "End of the current billing period."},
-            "paidTier": _str("The tier the subscription pays for.", enum=tiers),
-            "lastEventAt": {
-                **timestamp,
-                "description": "Creation time of the newest Stripe event applied (order safety).",
-            },
-            "lastEventId": _str("Id of the newest Stripe event applied."),
+            # {} so that the defaults inside it apply to a Customer nobody has written status for.
+            "": {"default": {}},
+            # A new Customer reads status.observedGeneration 0 (behind metadata.generation) until the operator
+            # writes its first status: kstatus (Flux) sees it in progress from its first moment, not Current.
+            "observedGeneration": {"format": "int64", "default": 0},
+            "conditions": {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+            "conditions[].observedGeneration": {"format": "int64"},
         },
     )
-    status = _obj(
-        "Observed state, written by the operator (and status.billing by billing).",
-        {
-            "observedGeneration": {
-                "type": "integer",
-                "format": "int64",
-                "description": "The metadata.generation the operator last acted on; 0 until it has.",
-                # A new Customer reads status.observedGeneration 0 (behind metadata.generation) until the operator
-                # writes its first status: kstatus (Flux) sees it in progress from its first moment, not Current.
-                "default": 0,
-            },
-            "phase": _str(
-                "Summary: AwaitingPayment, Provisioning, Running, Suspended, Destroyed or Failed.",
-                enum=["AwaitingPayment", "Provisioning", "Running", "Suspended", "Destroyed", "Failed"],
-            ),
-            "namespace": _str("The namespace holding the gateway (customer-<name>)."),
-            "conditions": {
-                "type": "array",
-                "description": "Ready, Reconciling and Stalled (kstatus conventions).",
-                "items": condition,
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
-            "applied": _obj(
-                "What the operator last applied.",
-                {
-                    "tier": _str("Effective tier of the running gateway.", enum=tiers),
-                    "replicas": {
-                        "type": "integer",
-                        "description": "Replicas of the gateway Deployment (0 when suspended).",
-                    },
-                    "configHash": _str("Hash of the rendered gateway inputs; a change restarts the pod."),
-                },
-            ),
-            "proxyToken": _obj(
-                "The token proxy's view of this customer's credential (never the token itself).",
-                {
-                    "hash": _str("sha256:<hex> of the current proxy token; empty once revoked."),
-                    "rotatedAt": {**timestamp, "description": "When the token was last issued."},
-                },
-            ),
-            "billing": billing,
-        },
-    )
-    status["default"] = {}  # so that the defaults inside it apply to a Customer nobody has written status for
-    return status
 
 
 def build_crd() -> Schema:
     """The whole CustomResourceDefinition object."""
-    root = _obj(
-        "A customer of clawhost: one always-on OpenClaw agent on Telegram, run in its own namespace.",
-        {
-            "apiVersion": _str("APIVersion of this object."),
-            "kind": _str("Kind of this object."),
+    root: Schema = {
+        "type": "object",
+        "description": "A customer of clawhost: one always-on OpenClaw agent on Telegram, run in its own namespace.",
+        "properties": {
+            "apiVersion": {"type": "string", "description": "APIVersion of this object."},
+            "kind": {"type": "string", "description": "Kind of this object."},
             "metadata": {"type": "object"},
             "spec": _spec_schema(),
             "status": _status_schema(),
         },
-        required=["spec"],
-        validations=[
+        "required": ["spec"],
+        "x-kubernetes-validations": [
             {
                 "rule": f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
                 "message": f"name must be at most {MAX_NAME_LENGTH} characters (it becomes namespace customer-<name>)",
@@ -270,7 +200,7 @@ def build_crd() -> Schema:
                 "message": "name must be lowercase letters, digits and '-', starting and ending with a letter or digit",
             },
         ],
-    )
+    }
     ready = '.status.conditions[?(@.type=="Ready")]'
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -36,6 +36,8 @@ SubscriptionState = Literal[
     "incomplete", "incomplete_expired", "trialing", "active", "past_due", "canceled", "unpaid", "paused"
 ]
 Phase = Literal["AwaitingPayment", "Provisioning", "Running", "Suspended", "Destroyed", "Failed"]
+SUBSCRIPTION_STATES: tuple[SubscriptionState, ...] = get_args(SubscriptionState)
+PHASES: tuple[Phase, ...] = get_args(Phase)
 
 
 def namespace_for(customer_name: str) -> str:
@@ -52,79 +54,127 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+# The descriptions below are what `kubectl explain customer` prints: the CRD's schema is generated from these models.
+
+
 class SecretKeyRef(_Model):
-    """A key of a Secret in the bot-token namespace."""
+    """The Secret (in namespace clawhost-secrets) that holds the Telegram bot token; the token itself never appears
+    in a Customer."""
 
     name: str = Field(min_length=1, max_length=253, description="Name of the Secret in the clawhost-secrets namespace.")
-    key: str = Field(default="token", min_length=1, max_length=253, description="Key within the Secret.")
+    key: str = Field(
+        default="token", min_length=1, max_length=253, description="Key within the Secret whose value is the bot token."
+    )
+
+
+TelegramUserId = Annotated[int, Field(ge=1, description="A Telegram user id (a positive integer).")]
 
 
 class TelegramSpec(_Model):
-    bot_token_secret_ref: SecretKeyRef = Field(description="The Secret holding the Telegram bot token.")
-    allowed_user_ids: list[int] = Field(
-        min_length=1, description="Numeric Telegram user ids allowed to talk to the agent (DM allowlist)."
+    """Telegram channel of the agent."""
+
+    bot_token_secret_ref: SecretKeyRef
+    allowed_user_ids: list[TelegramUserId] = Field(
+        min_length=1,
+        description="Numeric Telegram user ids allowed to message the agent (DM allowlist); how many depends on the "
+        "tier.",
     )
 
 
 class AgentSpec(_Model):
-    model: str | None = Field(default=None, description="Model id; one of the tier's models. Defaults to the tier's.")
+    """How the agent thinks."""
+
+    model: str | None = Field(
+        default=None, description="Model id, one of the tier's models; empty means the tier's default."
+    )
     thinking: ThinkingLevel | None = Field(
-        default=None, description="Thinking level, at most the tier's. Defaults to the tier's level."
+        default=None, description="Thinking level, at most the tier's own; empty means the tier's level."
     )
 
 
 class BillingSpec(_Model):
+    """How the customer pays. Immutable: to comp a paying customer, create a new Customer."""
+
     mode: BillingMode = Field(
-        default="stripe", description="stripe: runs only while the subscription is in good standing; none: comped."
+        default="stripe",
+        description="stripe: the gateway runs while the Stripe subscription is in good standing (see status.billing); "
+        "none: comped, internal or GitOps-only, runs without Stripe.",
     )
 
 
 class CustomerSpec(_Model):
-    tier: TierName = Field(description="Plan: starter, pro or team.")
+    """Desired state of a customer's agent. Owned by git or the dashboard; billing never writes it."""
+
+    tier: TierName = Field(description="Plan: " + ", ".join(get_args(TierName)) + ".")
     telegram: TelegramSpec
     agent: AgentSpec = Field(default_factory=AgentSpec)
-    suspend: bool = Field(default=False, description="Manual switch: true scales the gateway to zero, keeping data.")
+    suspend: bool = Field(
+        default=False,
+        description="Manual switch: true scales the gateway to zero replicas; namespace and data are kept.",
+    )
     billing: BillingSpec = Field(default_factory=BillingSpec)
 
 
 class Condition(_Model):
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
-    observed_generation: int | None = None
-    last_transition_time: str
+    """A standard Kubernetes condition."""
+
+    type: str = Field(description="Ready, Reconciling or Stalled.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="One CamelCase word saying why.")
+    message: str = Field(default="", description="Human-readable details.")
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this condition was computed from."
+    )
+    last_transition_time: str = Field(
+        json_schema_extra={"format": "date-time"}, description="When status last changed."
+    )
 
 
 class BillingStatus(_Model):
-    """Written only by the billing webhooks."""
+    """Stripe facts, written only by the billing webhooks; the operator reads them to decide what runs."""
 
-    customer_id: str | None = None
-    subscription_id: str | None = None
-    state: SubscriptionState | None = None
-    current_period_start: datetime | None = None
-    current_period_end: datetime | None = None
-    paid_tier: TierName | None = None
-    last_event_at: datetime | None = None
-    last_event_id: str | None = None
+    customer_id: str | None = Field(default=None, description="Stripe customer id (cus_...).")
+    subscription_id: str | None = Field(default=None, description="Stripe subscription id (sub_...).")
+    state: SubscriptionState | None = Field(default=None, description="Stripe subscription status.")
+    current_period_start: datetime | None = Field(default=None, description="Start of the current billing period.")
+    current_period_end: datetime | None = Field(default=None, description="End of the current billing period.")
+    paid_tier: TierName | None = Field(default=None, description="The tier the subscription pays for.")
+    last_event_at: datetime | None = Field(
+        default=None, description="Creation time of the newest Stripe event applied (order safety)."
+    )
+    last_event_id: str | None = Field(default=None, description="Id of the newest Stripe event applied.")
 
 
 class ProxyTokenStatus(_Model):
-    hash: str | None = None
-    rotated_at: datetime | None = None
+    """The token proxy's view of this customer's credential (never the token itself)."""
+
+    hash: str | None = Field(default=None, description="sha256:<hex> of the current proxy token; empty once revoked.")
+    rotated_at: datetime | None = Field(default=None, description="When the token was last issued.")
 
 
 class AppliedStatus(_Model):
-    tier: TierName | None = None
-    replicas: int | None = None
-    config_hash: str | None = None
+    """What the operator last applied."""
+
+    tier: TierName | None = Field(default=None, description="Effective tier of the running gateway.")
+    replicas: int | None = Field(default=None, description="Replicas of the gateway Deployment (0 when suspended).")
+    config_hash: str | None = Field(
+        default=None, description="Hash of the rendered gateway inputs; a change restarts the pod."
+    )
 
 
 class CustomerStatus(_Model):
-    observed_generation: int | None = None
-    phase: Phase | None = None
-    namespace: str | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    """Observed state, written by the operator (and status.billing by billing)."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation the operator last acted on; 0 until it has."
+    )
+    phase: Phase | None = Field(
+        default=None, description="Summary: " + ", ".join(PHASES[:-1]) + " or " + PHASES[-1] + "."
+    )
+    namespace: str | None = Field(default=None, description="The namespace holding the gateway (customer-<name>).")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Reconciling and Stalled (kstatus conventions)."
+    )
     applied: AppliedStatus | None = None
     proxy_token: ProxyTokenStatus | None = None
     billing: BillingStatus | None = None

@@ -1,4 +1,4 @@
-"""Render the gateway's openclaw.json (OpenClaw 2026.9.6 keys) for one customer; secrets stay as ${ENV} references."""
+"""Render the gateway's openclaw.json (OPENCLAW_VERSION's keys) for one customer; secrets stay as ${ENV} references."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 from clawhost_api.customer import CustomerSpec
 from clawhost_api.tiers import Tier
 
+# The OpenClaw release the rendered keys are written for and the gateway image's tag. The image pins the same
+# release in images/openclaw/package.json (a test keeps the two equal).
 OPENCLAW_VERSION = "2026.9.6"
 GATEWAY_PORT = 18789
 PROVIDER_ID = "platform"  # neutral: OpenClaw's bundled Kimi plugin rewrites `kimi-coding`

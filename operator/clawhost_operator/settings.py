@@ -5,12 +5,13 @@ from __future__ import annotations
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clawhost_api.customer import BOT_TOKEN_NAMESPACE, PLATFORM_NAMESPACE
+from clawhost_operator.openclaw_config import OPENCLAW_VERSION
 
 
 class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLAWHOST_OPERATOR_", frozen=True)
 
-    gateway_image: str = "clawhost/openclaw-gateway:2026.9.6"
+    gateway_image: str = f"clawhost/openclaw-gateway:{OPENCLAW_VERSION}"
     proxy_base_url: str = "http://token-proxy.platform.svc.cluster.local:8080/v1"
     proxy_namespace: str = PLATFORM_NAMESPACE
     bot_token_namespace: str = BOT_TOKEN_NAMESPACE

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from clawhost_api.customer import BillingStatus, SubscriptionState
+from clawhost_api.customer import SUBSCRIPTION_STATES, BillingStatus, SubscriptionState
 from clawhost_api.tiers import TIER_ORDER, TierName
 
 HANDLED = frozenset(
@@ -28,9 +28,6 @@ HANDLED = frozenset(
         "customer.subscription.updated",
         "customer.subscription.deleted",
     }
-)
-_STATES: frozenset[str] = frozenset(
-    {"incomplete", "incomplete_expired", "trialing", "active", "past_due", "canceled", "unpaid", "paused"}
 )
 
 _TIE_ORDER = {
@@ -160,7 +157,7 @@ def decide(
         fields["state"] = "past_due"
     elif kind == "customer.subscription.updated":
         state = obj.get("status")
-        if state in _STATES:
+        if state in SUBSCRIPTION_STATES:
             fields["state"] = state
         start, end = _period_of(obj)
         if start and end:
