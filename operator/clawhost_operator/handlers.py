@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
-import kubernetes
 from kopf._cogs.structs.bodies import RawBody
 from prometheus_client import start_http_server
 
 from clawhost_api.customer import GROUP, PLURAL, VERSION
+from clawhost_api.kube import KubeError, KubeHttp, load_config
 from clawhost_operator.customer_store import CustomerStore, bot_secret_name
-from clawhost_operator.informers import CHILD_KINDS, ChildKind, Informer, OnChange, bot_secrets
-from clawhost_operator.kube_http import KubeHttp
+from clawhost_operator.informers import CHILD_KINDS, ChildCache, ChildKind, OnChange, bot_secrets
 from clawhost_operator.kube_writer import KubeWriter
 from clawhost_operator.memory import start_trimmer
 from clawhost_operator.metrics import ERRORS, IGNORED_EVENTS, QUEUE_DEPTH, RECONCILE_SECONDS, RECONCILES
@@ -33,7 +32,7 @@ _state: dict[str, Reconciler] = {}
 _customers = CustomerStore()
 _kopf_context: list[contextvars.Context] = []
 _queue = WorkQueue()
-_informers: dict[str, Informer] = {}
+_informers: dict[str, ChildCache] = {}
 _informer_threads: list[threading.Thread] = []
 _stop_resync = threading.Event()
 
@@ -88,6 +87,24 @@ def informers_alive(**_: Any) -> dict[str, int]:
     return {kind: len(informer) for kind, informer in _informers.items()}
 
 
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's own requests (the Customer watch, Events) log in as ours do: kubeconfig or in-cluster. kopf calls
+    this again when the API server answers 401, so the ServiceAccount token is read afresh then."""
+    config = load_config()
+    return kopf.ConnectionInfo(
+        server=config.server,
+        ca_path=str(config.ca_file) if config.ca_file else None,
+        ca_data=config.ca_data,
+        insecure=config.insecure,
+        token=config.bearer(fresh=True),
+        certificate_path=str(config.client_cert_file) if config.client_cert_file else None,
+        certificate_data=config.client_cert_data,
+        private_key_path=str(config.client_key_file) if config.client_key_file else None,
+        private_key_data=config.client_key_data,
+    )
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # our own events carry the story; kopf's would be noise
@@ -100,16 +117,16 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Only event handlers here: kopf's diff base (a deep copy of every event's body, for change-detecting
     # handlers) would be pure overhead.
     settings.persistence.diffbase_storage = _NoDiffBase()
-    kubernetes.config.load_config()  # type: ignore[no-untyped-call]
-    configuration = kubernetes.client.Configuration.get_default_copy()
-    http = KubeHttp(configuration)  # one connection per thread: per worker, per informer
+    http = KubeHttp(
+        load_config(), user_agent="clawhost-operator"
+    )  # one connection per thread: per worker, per informer
     _state["reconciler"] = Reconciler(SETTINGS, KubeWriter(http))
     start_http_server(SETTINGS.metrics_port)
     _stop_resync.clear()
     caches: list[tuple[ChildKind, OnChange]] = [(child, _child_changed) for child in CHILD_KINDS]
     caches.append((bot_secrets(SETTINGS.bot_token_namespace), _bot_secret_changed))
     for child, on_change in caches:  # each watch holds its own connection
-        informer = Informer(child, http, on_change, _count_ignored)
+        informer = ChildCache(child, http, on_change, _count_ignored)
         _informers[child.kind] = informer
         _informer_threads.append(informer.start(_stop_resync))
     QUEUE_DEPTH.set_function(_queue.depth)
@@ -167,7 +184,7 @@ def reconcile_named(name: str, trigger: str) -> Again | None:
     started = time.perf_counter()
     try:
         reconciler.reconcile(view, emit)
-    except kubernetes.client.ApiException as error:
+    except KubeError as error:
         ERRORS.labels("api").inc()
         RECONCILES.labels(trigger, "error").inc()
         # Conflicts mean our view lagged behind a write; the watch event that follows re-triggers us.

@@ -1,4 +1,4 @@
-"""Lean LIST + WATCH caches of the children the operator owns, one thread per kind.
+"""Caches of the children the operator owns, one shared LIST + WATCH informer (`clawhost_api.kube`) per kind.
 
 Why not kopf's watches: kopf runs every event of every watched object through its handler machinery
 (cause detection, a deep copy of the body for its diff base, one handler invocation per index and per
@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import kubernetes
 import orjson
 
 from clawhost_api.customer import LABEL_CUSTOMER, LABEL_MANAGED_BY, namespace_for
+from clawhost_api.kube import Informer, KubeHttp
 from clawhost_operator.children import (
     GATEWAY_NAME,
     MANAGER,
@@ -34,7 +34,6 @@ from clawhost_operator.children import (
     SECRET_NAME,
     SERVICE_ACCOUNT_NAME,
 )
-from clawhost_operator.kube_http import KubeHttp, api_error
 
 logger = logging.getLogger("clawhost.operator.informers")
 
@@ -54,12 +53,6 @@ KEPT_METADATA = (
 )
 OWN_ANNOTATION_PREFIX = "clawhost.dev/"
 READINESS_FIELDS = ("observedGeneration", "readyReplicas", "updatedReplicas", "replicas")
-WATCH_SECONDS = 300
-RETRY_SECONDS = 1.0
-
-
-class WatchExpiredError(Exception):
-    """The API server no longer has the history our resourceVersion points into (410 Gone): list again."""
 
 
 def essential(obj: Obj, status: str) -> tuple[bytes, bytes]:
@@ -115,17 +108,29 @@ class ChildKind:
     by_name: bool = False  # keyed by the object's own name, not its customer label (bot-token Secrets)
 
 
-@dataclass
-class Informer:
-    """The cache of one kind, kept current by a watch; `on_change` hears of every change reconciles care about."""
+class ChildCache:
+    """The cache of one kind, kept current by the shared informer; `on_change` hears of every change reconciles
+    care about."""
 
-    child: ChildKind
-    http: KubeHttp
-    on_change: OnChange
-    on_ignored: Callable[[str], None] = lambda kind: None
-    synced: threading.Event = field(default_factory=threading.Event)
-    _items: dict[str, tuple[str, bytes, bytes]] = field(default_factory=dict)  # rv, essence, significance
-    _version: str = ""
+    def __init__(
+        self,
+        child: ChildKind,
+        http: KubeHttp,
+        on_change: OnChange,
+        on_ignored: Callable[[str], None] = lambda kind: None,
+    ) -> None:
+        self.child = child
+        self.on_change = on_change
+        self.on_ignored = on_ignored
+        self._items: dict[str, tuple[str, bytes, bytes]] = {}  # rv, essence, significance
+        self.informer = Informer(http, child.path, self, name=child.kind, label_selector=child.selector)
+
+    @property
+    def synced(self) -> threading.Event:
+        return self.informer.synced
+
+    def start(self, stop: threading.Event) -> threading.Thread:
+        return self.informer.start(stop)
 
     def get(self, customer: str) -> Obj | None:
         """The object as reconciles see it (its resourceVersion included), or None."""
@@ -154,93 +159,34 @@ class Informer:
             return None
         return str(customer)
 
-    def _list(self) -> None:
+    def listed(self, items: list[Obj]) -> None:
         """A fresh listing; customers whose object appeared, changed or vanished since the last one are told."""
-        response = self.http.request("GET", self.child.path, query=[("labelSelector", self.child.selector)])
-        if response.status != 200:
-            raise api_error(response)
-        listing = orjson.loads(response.body)
         fresh: dict[str, tuple[str, bytes, bytes]] = {}
-        # A list's items carry no kind or apiVersion (a watch's objects do): put them back, reconciles compare them.
-        identity = {"kind": str(listing["kind"]).removesuffix("List"), "apiVersion": listing["apiVersion"]}
-        for obj in listing.get("items") or []:
-            obj.update(identity)
+        for obj in items:
             key = self._key(obj)
             if key is not None:
                 fresh[key] = (obj["metadata"]["resourceVersion"], *essential(obj, self.child.status))
         previous, self._items = self._items, fresh
-        self._version = listing["metadata"]["resourceVersion"]
         for key in fresh.keys() | previous.keys():
             if (fresh.get(key) or ("", b"", b""))[1] != (previous.get(key) or ("", b"", b""))[1]:
                 self.on_change(key, self.child.kind, None)
 
-    def _apply(self, event: Obj) -> None:
-        kind, obj = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
-            if obj.get("code") == 410:
-                raise WatchExpiredError
-            raise RuntimeError(f"watch error: {obj.get('reason')}: {obj.get('message')}")
-        self._version = obj["metadata"]["resourceVersion"]
-        if kind == "BOOKMARK":
-            return
+    def changed(self, event: str, obj: Obj) -> None:
         key = self._key(obj)
         if key is None:
             return
-        if kind == "DELETED":
+        if event == "DELETED":
             if self._items.pop(key, None) is not None:
                 self.on_change(key, self.child.kind, None)
             return
+        version = obj["metadata"]["resourceVersion"]
         essence, significance = essential(obj, self.child.status)
         previous = self._items.get(key)
-        self._items[key] = (self._version, essence, significance)
+        self._items[key] = (version, essence, significance)
         if previous is not None and previous[2] == significance:
             self.on_ignored(self.child.kind)
         else:
-            self.on_change(key, self.child.kind, self._version)
-
-    def _watch(self, stop: threading.Event) -> None:
-        query = [
-            ("labelSelector", self.child.selector),
-            ("watch", "true"),
-            ("allowWatchBookmarks", "true"),
-            ("resourceVersion", self._version),
-            ("timeoutSeconds", str(WATCH_SECONDS)),
-        ]
-        lines = self.http.stream_lines(self.child.path, query, WATCH_SECONDS + 30)
-        try:
-            for line in lines:
-                if stop.is_set():
-                    return
-                if line.strip():
-                    self._apply(orjson.loads(line))
-        except kubernetes.client.ApiException as error:
-            if error.status == 410:
-                raise WatchExpiredError from error
-            raise
-        finally:
-            lines.close()
-
-    def run(self, stop: threading.Event) -> None:
-        """List, then watch from there for as long as `stop` is not set; list again after any failure."""
-        listed = False
-        while not stop.is_set():
-            try:
-                if not listed:
-                    self._list()
-                    listed = True
-                    self.synced.set()
-                self._watch(stop)
-            except WatchExpiredError:
-                listed = False
-            except Exception as error:  # a cache must outlive any one failed request
-                logger.warning("watch failed; listing again", extra={"kind": self.child.kind, "error": str(error)})
-                listed = False
-                stop.wait(RETRY_SECONDS)
-
-    def start(self, stop: threading.Event) -> threading.Thread:
-        thread = threading.Thread(target=self.run, args=(stop,), name=f"informer-{self.child.kind}", daemon=True)
-        thread.start()
-        return thread
+            self.on_change(key, self.child.kind, version)
 
 
 CHILD_KINDS = (

@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import kubernetes
 import orjson
 
 from clawhost_api.customer import GROUP, PLURAL, VERSION
+from clawhost_api.kube import KubeError, KubeHttp
 from clawhost_operator.children import MANAGER
-from clawhost_operator.kube_http import KubeHttp, api_error
 from clawhost_operator.metrics import API_WRITES
 
 Obj = dict[str, Any]
@@ -70,10 +69,7 @@ class KubeWriter:
         self, method: str, path: str, body: object | None, content_type: str, query: list[tuple[str, str]] | None = None
     ) -> bytes:
         # An apply patch (YAML) goes as JSON, which is valid YAML.
-        response = self._http.request(method, path, orjson.dumps(body), content_type, query)
-        if not 200 <= response.status < 300:
-            raise api_error(response)
-        return response.body
+        return self._http.call(method, path, body, content_type, query)
 
     def _write(self, path: str, body: Obj, content_type: str, query: list[tuple[str, str]]) -> str | None:
         """A PATCH whose result is remembered as our own write; returns the resourceVersion it produced."""
@@ -95,7 +91,7 @@ class KubeWriter:
     def delete_namespace(self, name: str) -> None:
         try:
             self._call("DELETE", f"/api/v1/namespaces/{name}", {"propagationPolicy": "Background"}, "application/json")
-        except kubernetes.client.ApiException as error:
+        except KubeError as error:
             if error.status != 404:
                 raise
         API_WRITES.labels("Namespace", "delete").inc()
@@ -110,7 +106,7 @@ class KubeWriter:
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
         try:
             version = self._customer_write(f"/apis/{GROUP}/{VERSION}/{PLURAL}/{name}", patch)
-        except kubernetes.client.ApiException as error:
+        except KubeError as error:
             if error.status not in (404, 409):  # gone, or our view was stale: the next event retries
                 raise
             return None

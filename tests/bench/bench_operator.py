@@ -31,6 +31,7 @@ from typing import Any
 
 import kubernetes
 
+from clawhost_api.kube import KubeError, KubeHttp, load_config
 from clawhost_api.tiers import get_tier
 from clawhost_localcluster.environment import Environment, local_environment
 from clawhost_localcluster.processes import ManagedProcess, free_port, wait_until
@@ -43,7 +44,6 @@ from clawhost_operator.children import (
     render_service_account,
     secret_data,
 )
-from clawhost_operator.kube_http import KubeHttp, api_error
 from clawhost_operator.kube_writer import KubeWriter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -206,7 +206,7 @@ def floor_phase(names: list[str], timeout: float) -> tuple[dict[str, float], dic
     tier = get_tier("starter")
     with local_environment() as env:
         api = _api(env)
-        writer = KubeWriter(KubeHttp(api.configuration))
+        writer = KubeWriter(KubeHttp(load_config(env.cluster.kubeconfig)))
 
         def create(name: str) -> None:
             data = secret_data("1:AA" + name, "chp_" + name, "gw_" + name, "{}")
@@ -306,7 +306,7 @@ def operator_phase(
                     return bool(r.status == 200)
 
             wait_until("operator liveness", healthy, 60, operator)
-            http = KubeHttp(api.configuration)  # the floor's lean client: both phases' own CPU alike
+            http = KubeHttp(load_config(env.cluster.kubeconfig))  # the floor's lean client: both phases alike
 
             def customer(name: str) -> None:
                 body = {
@@ -321,7 +321,7 @@ def operator_phase(
                 }
                 response = http.request("POST", CUSTOMERS_PATH, json.dumps(body).encode(), "application/json")
                 if response.status != 201:
-                    raise api_error(response)
+                    raise response.error()
 
             # Warm-up (untimed): one canary Customer to Ready proves the operator's watches are established;
             # right after the CRD is created the API server may still answer "storage is (re)initializing".
@@ -330,7 +330,7 @@ def operator_phase(
             def canary_created() -> bool:
                 try:
                     customer("canary")
-                except kubernetes.client.ApiException as error:
+                except KubeError as error:
                     if error.status == 503:  # the new CRD is not served yet
                         return False
                     raise

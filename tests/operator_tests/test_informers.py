@@ -8,15 +8,14 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 
-import kubernetes
 import pytest
 
 from clawhost_api.customer import LABEL_CUSTOMER, LABEL_MANAGED_BY, namespace_for
+from clawhost_api.kube import KubeHttp, load_config
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.waiting import eventually
 from clawhost_operator.children import MANAGER, QUOTA_NAME
-from clawhost_operator.informers import CHILD_KINDS, Informer
-from clawhost_operator.kube_http import KubeHttp
+from clawhost_operator.informers import CHILD_KINDS, ChildCache
 
 QUOTA_KIND = next(kind for kind in CHILD_KINDS if kind.kind == "quota")
 
@@ -62,25 +61,22 @@ def customer(cluster: Cluster) -> Iterator[str]:
 
 @pytest.fixture
 def api(cluster: Cluster) -> KubeHttp:
-    client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(cluster.kubeconfig)
-    )
-    return KubeHttp(client.configuration)
+    return KubeHttp(load_config(cluster.kubeconfig))
 
 
 def test_changes_mark_dirty_status_only_updates_do_not(cluster: Cluster, customer: str, api: KubeHttp) -> None:
     recorder = Recorder()
-    informer = Informer(QUOTA_KIND, api, recorder.changed, recorder.skipped)
+    cache = ChildCache(QUOTA_KIND, api, recorder.changed, recorder.skipped)
     stop = threading.Event()
-    informer.start(stop)
+    cache.start(stop)
     try:
-        assert informer.synced.wait(30)
+        assert cache.synced.wait(30)
         cluster.kubectl("apply", "-f", "-", stdin=_quota(customer))
         eventually(lambda: recorder.changes[customer] >= 1, what="the new quota to mark its customer")
         # The quota controller fills in status.hard / status.used: status only, nothing a reconcile reads.
-        eventually(lambda: (informer.get(customer) or {}) and recorder.ignored >= 1, what="a status-only update")
+        eventually(lambda: (cache.get(customer) or {}) and recorder.ignored >= 1, what="a status-only update")
         assert recorder.changes[customer] == 1
-        live = informer.get(customer)
+        live = cache.get(customer)
         assert live is not None
         assert (live["kind"], live["apiVersion"]) == ("ResourceQuota", "v1")
         assert live["metadata"]["resourceVersion"]
@@ -90,11 +86,11 @@ def test_changes_mark_dirty_status_only_updates_do_not(cluster: Cluster, custome
         cluster.kubectl("apply", "-f", "-", stdin=_quota(customer, name="not-ours"))
         cluster.kubectl("apply", "-f", "-", stdin=_quota(customer, pods="3"))  # drift of the real one
         eventually(lambda: recorder.changes[customer] >= 2, what="an edited spec to mark its customer")
-        assert eventually(lambda: (informer.get(customer) or {}).get("spec", {}).get("hard")) == {"pods": "3"}
+        assert eventually(lambda: (cache.get(customer) or {}).get("spec", {}).get("hard")) == {"pods": "3"}
         assert recorder.changes[customer] == 2
 
         cluster.kubectl("delete", "resourcequota", QUOTA_NAME, "-n", namespace_for(customer))
-        eventually(lambda: informer.get(customer) is None, what="the deleted quota to leave the cache")
+        eventually(lambda: cache.get(customer) is None, what="the deleted quota to leave the cache")
         assert recorder.changes[customer] == 3
     finally:
         stop.set()
@@ -104,16 +100,16 @@ def test_changes_mark_dirty_status_only_updates_do_not(cluster: Cluster, custome
 def test_a_fresh_listing_reports_what_changed_since_the_last(cluster: Cluster, customer: str, api: KubeHttp) -> None:
     """What a relist (after the watch's history expired, or a failed watch) tells the queue about."""
     recorder = Recorder()
-    informer = Informer(QUOTA_KIND, api, recorder.changed, recorder.skipped)
+    cache = ChildCache(QUOTA_KIND, api, recorder.changed, recorder.skipped)
     cluster.kubectl("apply", "-f", "-", stdin=_quota(customer))
-    informer._list()
+    cache.informer.list_once()
     assert recorder.changes[customer] == 1
-    informer._list()  # nothing happened in between
+    cache.informer.list_once()  # nothing happened in between
     assert recorder.changes[customer] == 1
     cluster.kubectl("apply", "-f", "-", stdin=_quota(customer, pods="5"))
-    informer._list()
+    cache.informer.list_once()
     assert recorder.changes[customer] == 2
     cluster.kubectl("delete", "resourcequota", QUOTA_NAME, "-n", namespace_for(customer))
-    informer._list()
+    cache.informer.list_once()
     assert recorder.changes[customer] == 3
-    assert informer.get(customer) is None
+    assert cache.get(customer) is None
