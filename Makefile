@@ -49,6 +49,8 @@ lint:
 	@echo "==> ruff"
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	@echo "==> import-linter (services import clawhost_api, never each other)"
+	$(UV) run --frozen lint-imports
 
 typecheck:
 	@echo "==> mypy (strict)"

@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import logging
-import sys
-
 import kopf
 
+from clawhost_api.logs import configure_logging
 from clawhost_operator import handlers
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; only fields we put there (names, counts, statuses), never secret values."""
-
-    _skip = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        payload = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        payload.update({k: v for k, v in record.__dict__.items() if k not in self._skip and not k.startswith("_")})
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str)
-
-
 def main() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    logging.getLogger("kopf").setLevel(logging.WARNING)
+    configure_logging(quiet=["kopf"])
     settings = handlers.SETTINGS
     kopf.run(
         standalone=True,
