@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from clawhost_api.customer import BillingStatus, CustomerSpec, Phase
+from clawhost_api.customer import BillingStatus, CustomerSpec
 from clawhost_api.tiers import TIER_ORDER, TierName
 
 Action = Literal["run", "suspend", "destroy", "await"]
@@ -21,12 +21,6 @@ class Decision:
     @property
     def replicas(self) -> int:
         return 1 if self.action == "run" else 0
-
-    @property
-    def phase_when_done(self) -> Phase:
-        return {"run": "Running", "suspend": "Suspended", "destroy": "Destroyed", "await": "AwaitingPayment"}[
-            self.action
-        ]  # type: ignore[return-value]
 
 
 def effective_tier(spec: CustomerSpec, billing: BillingStatus | None) -> TierName:

@@ -7,7 +7,6 @@ import hmac
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import kubernetes
@@ -46,7 +45,6 @@ class TokenDirectory:
         self._by_name: dict[str, str] = {}
         self._lock = threading.Lock()
         self.synced = threading.Event()
-        self.last_event: datetime | None = None
 
     def upsert(self, customer: dict[str, Any]) -> None:
         entry = _entry(customer)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,15 @@ def test_nixos_hive_names_k3s_nodes() -> None:
         check=True,
     )
     assert json.loads(hive.stdout) == ["k3s-1", "k3s-2"]
+
+
+def test_the_platform_image_holds_the_runtime_dependencies() -> None:
+    """images/platform.nix names each runtime dependency of pyproject.toml (nixpkgs spells them the same way)."""
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = {re.split(r"[\[<>=~!; ]", requirement, maxsplit=1)[0].lower() for requirement in declared}
+    listing = re.search(
+        r"withPackages \(ps: with ps; \[(.*?)\]\)", (REPO / "images" / "platform.nix").read_text(), re.S
+    )
+    assert listing is not None
+    in_image = {word for line in listing.group(1).splitlines() for word in line.split("#")[0].split()}
+    assert in_image == wanted

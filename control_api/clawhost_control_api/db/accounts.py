@@ -80,16 +80,6 @@ async def open_session(pool: AsyncConnectionPool, user_id: uuid.UUID, jti: str, 
     return session_id
 
 
-async def session_active(pool: AsyncConnectionPool, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-    async with pool.connection() as conn:
-        row = await (
-            await conn.execute(
-                "SELECT 1 FROM sessions WHERE id = %s AND user_id = %s AND revoked_at IS NULL", (session_id, user_id)
-            )
-        ).fetchone()
-    return row is not None
-
-
 async def session_user(pool: AsyncConnectionPool, session_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
     """The user of a live (not revoked) session, in one round trip: every authenticated request asks this."""
     async with pool.connection() as conn:
