@@ -1,4 +1,4 @@
-"""Monthly token limits: reserve before serving, settle after, atomically in Redis (one Lua call each).
+"""Limits: monthly tokens (reserve before serving, settle after, atomically in Redis) and requests per second.
 
 Why usage can never pass the limit under any concurrency: a request reserves an upper bound of
 what it can cost (prompt bytes are an upper bound of prompt tokens, plus the completion cap we
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -176,3 +176,21 @@ class TokenLimiter:
         )
         self._seen[reservation.customer] = (reservation.key, used)
         return used
+
+
+@dataclass
+class RateLimiter:
+    """Per-customer token bucket of requests per second (per proxy replica): stops runaway loops."""
+
+    rate: float
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def allow(self, customer: str) -> bool:
+        now = time.monotonic()
+        tokens, last = self.buckets.get(customer, (self.rate, now))
+        tokens = min(self.rate, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self.buckets[customer] = (tokens, now)
+            return False
+        self.buckets[customer] = (tokens - 1, now)
+        return True

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from clawhost_proxy.app import _SseRelay, _StreamMeter
+from clawhost_proxy.sse import SseRelay, StreamMeter
 
 
 def _event(payload: dict[str, object]) -> bytes:
@@ -18,9 +18,9 @@ USAGE = _event({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens"
 UPSTREAM = b": keep-alive\n\n" + b"".join(WORDS) + USAGE + b"data: [DONE]\n\n" + b"data: after the end\n\n"
 
 
-def _relay(chunks: list[bytes], wants_usage: bool) -> tuple[bytes, _StreamMeter, bool]:
-    meter = _StreamMeter()
-    relay = _SseRelay(meter, wants_usage)
+def _relay(chunks: list[bytes], wants_usage: bool) -> tuple[bytes, StreamMeter, bool]:
+    meter = StreamMeter()
+    relay = SseRelay(meter, wants_usage)
     out = b""
     for chunk in chunks:
         out += relay.feed(chunk)
