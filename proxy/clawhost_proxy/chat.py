@@ -22,6 +22,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from clawhost_api.tiers import get_tier
+from clawhost_proxy.body import BodyProblem, ChatRequest, parse_chat_request
 from clawhost_proxy.directory import CustomerAuth
 from clawhost_proxy.errors import openai_error
 from clawhost_proxy.ledger import LedgerEntry
@@ -124,50 +125,43 @@ class ChatHandler:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return openai_error(400, "request body is not valid JSON", "invalid_request_error", "invalid_json")
-        problem = _validate(body)
-        if problem:
-            return openai_error(400, problem, "invalid_request_error", "invalid_body")
-        stream = bool(body.get("stream"))
-        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        if stream:
-            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        reserved = await self._reserve(auth, body, len(raw))
+        parsed = parse_chat_request(body, get_tier(auth.tier), self.settings.default_max_tokens)
+        if isinstance(parsed, BodyProblem):
+            BLOCKED.labels("bad_request").inc()
+            return openai_error(400, parsed.message, "invalid_request_error", parsed.code)
+        reserved = await self._reserve(auth, parsed, len(raw))
         if isinstance(reserved, web.Response):
             return reserved
         reservation, upstream = reserved
-        call = Call(
-            auth, str(body["model"]), f"{auth.name}/{request_id}", request_id, started, time.time(), reservation
-        )
+        call = Call(auth, parsed.model, f"{auth.name}/{request_id}", request_id, started, time.time(), reservation)
         try:
-            if stream:
-                return await self._forward_stream(request, call, body, wants_usage, upstream)
-            return await self._forward(call, body, upstream)
+            if parsed.stream:
+                return await self._forward_stream(request, call, parsed, upstream)
+            return await self._forward(call, parsed, upstream)
         except RedisError:
             if call.responding:
                 raise  # a stream already under way is cut short: the client never sees it finish
             return usage_store_down()
         finally:
             self.limiter.release(reservation)
-            CHAT_DURATION[stream].observe(time.perf_counter() - started)
+            CHAT_DURATION[parsed.stream].observe(time.perf_counter() - started)
 
     # -- reserve ---------------------------------------------------------------------------------
 
     async def _reserve(
-        self, auth: CustomerAuth, body: dict[str, Any], size: int
+        self, auth: CustomerAuth, chat: ChatRequest, size: int
     ) -> tuple[Reservation, Awaitable[Any]] | web.Response:
         """The reservation and the upstream call it allows (already started when overlapped), or the refusal."""
         limit = get_tier(auth.tier).monthly_tokens
-        cap_key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
-        requested = int(body.get(cap_key) or self.settings.default_max_tokens)
+        body, cap_key, requested = chat.body, self.settings.upstream_cap_key, chat.requested
         prompt_bound = size + PER_MESSAGE_OVERHEAD * len(body["messages"])
         wanted = prompt_bound + requested
-        stream = bool(body.get("stream"))
         speculation = self.limiter.speculate(auth, wanted, limit)
         if speculation is not None:
             # Plenty left: reserve (all or nothing) while the upstream call starts; nothing reaches the
             # client before the grant is in, and a refusal cancels the call (see limits.py).
             body[cap_key] = requested
-            task = asyncio.create_task(self.upstream.chat(orjson.dumps(body), stream))
+            task = asyncio.create_task(self.upstream.chat(orjson.dumps(body), chat.stream))
             try:
                 reservation = await speculation
             except RedisError:
@@ -196,11 +190,11 @@ class ChatHandler:
             )
         RESERVE_FIRST.inc()
         body[cap_key] = min(requested, reservation.granted - prompt_bound)
-        return reservation, self.upstream.chat(orjson.dumps(body), stream)
+        return reservation, self.upstream.chat(orjson.dumps(body), chat.stream)
 
     # -- forward ---------------------------------------------------------------------------------
 
-    async def _forward(self, call: Call, body: dict[str, Any], upstream: Awaitable[tuple[int, bytes]]) -> web.Response:
+    async def _forward(self, call: Call, chat: ChatRequest, upstream: Awaitable[tuple[int, bytes]]) -> web.Response:
         try:
             status, payload = await upstream
         except TimeoutError:
@@ -221,10 +215,10 @@ class ChatHandler:
         except orjson.JSONDecodeError:
             data = None
         usage = (usage_of(data) if isinstance(data, dict) else None) or {}
-        prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
         estimated = not usage
         if estimated:
-            prompt, completion = _estimate_prompt(body), max(1, len(payload) // 4)
+            prompt, completion = _estimate_prompt(chat.body), max(1, len(payload) // 4)
         # Settled (and ledgered) before the client gets a byte: a finished response always has its row.
         used = await self._settle(call, 200, prompt, completion, estimated)
         return web.Response(
@@ -235,8 +229,7 @@ class ChatHandler:
         self,
         request: web.Request,
         call: Call,
-        body: dict[str, Any],
-        wants_usage: bool,
+        chat: ChatRequest,
         opening: Awaitable[aiohttp.ClientResponse],
     ) -> web.StreamResponse:
         meter = StreamMeter()
@@ -261,7 +254,7 @@ class ChatHandler:
                 )
                 call.responding = True
                 await response.prepare(request)
-                relay = SseRelay(meter, wants_usage)
+                relay = SseRelay(meter, chat.wants_usage)
                 # Whatever has arrived is passed on at once, in one write (not one per SSE line).
                 async for data in upstream.content.iter_any():
                     out = relay.feed(data)
@@ -273,43 +266,43 @@ class ChatHandler:
                 if out:
                     await response.write(out)
                 # Bill (and ledger) before the client sees the end of its stream.
-                await self._settle_stream(call, body, meter, 200)
+                await self._settle_stream(call, chat, meter, 200)
                 await response.write_eof(b"data: [DONE]\n\n" if relay.done else b"")
         except TimeoutError:
             UPSTREAM_ERRORS.labels("timeout").inc()
-            await self._settle_stream(call, body, meter, 504)
+            await self._settle_stream(call, chat, meter, 504)
             if response is None:
                 return openai_error(504, "the model service timed out", "clawhost_upstream_timeout")
         except aiohttp.ClientPayloadError:
             UPSTREAM_ERRORS.labels("payload").inc()
-            await self._settle_stream(call, body, meter, 502)
+            await self._settle_stream(call, chat, meter, 502)
         except aiohttp.ClientConnectionError as error:
             if isinstance(error, ConnectionResetError) and response is not None:
                 # Our client hung up (aiohttp's reset error is both): bill what was streamed.
-                await asyncio.shield(self._settle_stream(call, body, meter, 499))
+                await asyncio.shield(self._settle_stream(call, chat, meter, 499))
                 raise
             UPSTREAM_ERRORS.labels("connect").inc()
-            await self._settle_stream(call, body, meter, 503)
+            await self._settle_stream(call, chat, meter, 503)
             if response is None:
                 return openai_error(503, "the model service is unavailable", "clawhost_upstream_unavailable")
         except (ConnectionResetError, asyncio.CancelledError):
             # The client hung up: leaving the `async with` closed the upstream call; bill what was streamed.
-            await asyncio.shield(self._settle_stream(call, body, meter, 499))
+            await asyncio.shield(self._settle_stream(call, chat, meter, 499))
             raise
         assert response is not None
         return response
 
     # -- settle ----------------------------------------------------------------------------------
 
-    async def _settle_stream(self, call: Call, body: dict[str, Any], meter: StreamMeter, status: int) -> None:
+    async def _settle_stream(self, call: Call, chat: ChatRequest, meter: StreamMeter, status: int) -> None:
         usage = meter.usage
         if usage:
-            prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+            prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
             await self._settle(call, status, prompt, completion)
         elif meter.chunks:
             # No usage arrived: estimate (prompt at ~4 bytes a token, completion from what was streamed).
             completion = max(meter.chunks, meter.chars // 4)
-            await self._settle(call, status, _estimate_prompt(body), completion, estimated=True)
+            await self._settle(call, status, _estimate_prompt(chat.body), completion, estimated=True)
         else:
             await self._settle(call, status)
 
@@ -379,15 +372,6 @@ def _estimate_prompt(body: dict[str, Any]) -> int:
     return len(orjson.dumps(body["messages"])) // 4
 
 
-def _validate(body: Any) -> str | None:
-    if not isinstance(body, dict):
-        return "request body must be a JSON object"
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return "'model' is required and must be a string"
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-        return "'messages' must be a non-empty array of message objects"
-    for key in ("max_tokens", "max_completion_tokens"):
-        if key in body and body[key] is not None and (not isinstance(body[key], int) or body[key] < 1):
-            return f"'{key}' must be a positive integer"
-    return None
+def _count(value: Any) -> int:
+    """A token count from the upstream's usage; anything but a non-negative integer counts as 0."""
+    return value if type(value) is int and value > 0 else 0

@@ -1,10 +1,12 @@
 """Limits: monthly tokens (reserve before serving, settle after, atomically in Redis) and requests per second.
 
-Why usage can never pass the limit under any concurrency: a request reserves an upper bound of
-what it can cost (prompt bytes are an upper bound of prompt tokens, plus the completion cap we
-forward upstream), clamped to what is left; the completion cap sent upstream is cut to fit the
-grant. Reservations and settlements are single Lua scripts, so no two requests ever see the
-same "remaining", and the counter only grows by what a script checked against the limit.
+Why usage never passes the limit under any concurrency (with an upstream that honours the cap it
+is sent): a request reserves an upper bound of what it can cost (prompt bytes are an upper bound of
+prompt tokens, plus the completion cap we forward upstream), clamped to what is left; the one
+completion cap sent upstream is cut to fit the grant, and `n` is 1. Reservations and settlements
+are single Lua scripts, so no two requests ever see the same "remaining". Settling charges what
+the upstream reported, not what was granted: an upstream that ignores the cap is charged in full,
+the counter passes the limit by that one response, and every later reservation is refused.
 
 Optimistic (speculative) reservations: when this replica last saw comfortably more left than a
 request needs (`limit - last seen usage - this replica's own unsettled reservations >=
@@ -49,8 +51,8 @@ used = redis.call('INCRBY', KEYS[1], grant)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return {grant, used}
 """
-# KEYS[1] counter, KEYS[2] ledger stream; ARGV: granted, actual (<= granted by construction), ledger row.
-# Returns used after.
+# KEYS[1] counter, KEYS[2] ledger stream; ARGV: granted, actual (what the upstream reported), ledger row.
+# Returns used after: past the limit when the upstream produced more than the cap it was sent.
 _SETTLE = """
 local used = redis.call('INCRBY', KEYS[1], tonumber(ARGV[2]) - tonumber(ARGV[1]))
 redis.call('XADD', KEYS[2], '*', 'row', ARGV[3])
@@ -168,11 +170,14 @@ class TokenLimiter:
         await self._client.close()
 
     async def settle(self, reservation: Reservation, actual: int, entry: LedgerEntry) -> int:
-        """Give back what the request did not use and append its ledger row, in one atomic step."""
-        charged = min(actual, reservation.granted)
+        """Charge what the request used instead of what it reserved and append its ledger row, in one atomic step.
+
+        `actual` is charged in full even beyond the grant (an upstream that ignored the cap): the
+        counter then passes the limit and the next reservation is refused.
+        """
         self.release(reservation)
         used = int(
-            await self._settle([reservation.key, self.ledger_stream], [reservation.granted, charged, entry.encode()])
+            await self._settle([reservation.key, self.ledger_stream], [reservation.granted, actual, entry.encode()])
         )
         self._seen[reservation.customer] = (reservation.key, used)
         return used

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,9 @@ class ProxySettings(BaseSettings):
     requests_per_second: float = 10.0
     upgrade_url: str = "https://clawhost.dev/dashboard/billing"
     default_max_tokens: int = 8192
+    # The one completion-cap field sent upstream (the client's are replaced): Moonshot documents
+    # `max_tokens` as deprecated in favour of `max_completion_tokens`.
+    upstream_cap_key: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
     log_requests: bool = True  # one line per request: ids, customer, model, token counts, latency
     # The ledger: rows are buffered in a Redis stream and flushed to PostgreSQL (off the hot path).
     postgres_dsn: SecretStr | None = None

@@ -1,7 +1,16 @@
 """A local OpenAI-compatible upstream speaking like Moonshot's Kimi API (usage in choices[0] and top-level).
 
-Behaviour by model name: "fail-429" answers 429 in Moonshot's error format, "hang" never answers,
-"long" streams 200 chunks slowly; anything else answers "Hello from fake Kimi".
+It answers "Hello from fake Kimi", one token per word, and honours the request like a real upstream
+can: `max_tokens` over `max_completion_tokens` when both are sent, and `n` choices (each billed).
+A test asks for other behaviour in the first message's content, `fake:` then words:
+
+- `long`: 200 words, streamed slowly; `fail-429`: Moonshot's 429; `hang`: never answers;
+- `overshoot=N`: N words more than the cap it was sent (an upstream that ignores the cap);
+- `stall-after=N`: stream N words, then send nothing more until the client goes away;
+- `cached=N` / `cached-openai=N`: report N of the prompt tokens as cached, in Moonshot's place
+  (`usage.cached_tokens`) or OpenAI's (`usage.prompt_tokens_details.cached_tokens`).
+
+Every usage it reports is kept in `reported` (with the first message's content, to find a test's own).
 """
 
 from __future__ import annotations
@@ -18,18 +27,50 @@ UPSTREAM_KEY = "sk-upstream-test-key"
 WORDS = ["Hello", " from", " fake", " Kimi"]
 
 
-def _usage(body: dict[str, Any], completion: int) -> dict[str, int]:
-    prompt = len(json.dumps(body.get("messages"))) // 4 + 1
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+def _directives(body: dict[str, Any]) -> dict[str, int]:
+    """`fake:long overshoot=5` in the first message → {"long": 1, "overshoot": 5}."""
+    messages = body.get("messages") or [{}]
+    content = messages[0].get("content") if isinstance(messages[0], dict) else None
+    if not isinstance(content, str) or not content.startswith("fake:"):
+        return {}
+    found: dict[str, int] = {}
+    for word in content.removeprefix("fake:").split():
+        name, _, value = word.partition("=")
+        found[name] = int(value) if value else 1
+    return found
+
+
+def first_content(body: dict[str, Any]) -> str:
+    messages = body.get("messages") or [{}]
+    return str(messages[0].get("content")) if isinstance(messages[0], dict) else ""
 
 
 class FakeKimi:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.reported: list[tuple[str, dict[str, Any]]] = []  # (first message content, usage reported)
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self.closed_streams = 0
+
+    def usage_reported(self, content: str) -> list[dict[str, Any]]:
+        """The usage objects reported for requests whose first message was `content`."""
+        return [usage for first, usage in list(self.reported) if first == content]
+
+    def _usage(self, body: dict[str, Any], completion: int, how: dict[str, int]) -> dict[str, Any]:
+        prompt = len(json.dumps(body.get("messages"))) // 4 + 1
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        if "cached" in how:
+            usage["cached_tokens"] = min(prompt, how["cached"])
+        if "cached-openai" in how:
+            usage["prompt_tokens_details"] = {"cached_tokens": min(prompt, how["cached-openai"])}
+        self.reported.append((first_content(body), usage))
+        return usage
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"Bearer {UPSTREAM_KEY}":
@@ -38,16 +79,20 @@ class FakeKimi:
             )
         body = await request.json()
         self.requests.append(body)
+        how = _directives(body)
         model = body.get("model")
-        if model == "fail-429":
+        if "fail-429" in how:
             return web.json_response(
                 {"error": {"message": "rate limit reached", "type": "rate_limit_reached_error"}}, status=429
             )
-        if model == "hang":
+        if "hang" in how:
             await asyncio.sleep(3600)
-        words = [f" w{i}" for i in range(200)] if model == "long" else WORDS
-        cap = body.get("max_completion_tokens") or body.get("max_tokens") or 8192
-        words = words[: max(1, int(cap))]
+        cap = int(body.get("max_tokens") or body.get("max_completion_tokens") or 8192)
+        if "overshoot" in how:
+            words = [f" w{i}" for i in range(cap + how["overshoot"])]
+        else:
+            words = ([f" w{i}" for i in range(200)] if "long" in how else WORDS)[: max(1, cap)]
+        choices = int(body.get("n") or 1)
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -57,30 +102,36 @@ class FakeKimi:
                     "model": model,
                     "choices": [
                         {
-                            "index": 0,
+                            "index": index,
                             "message": {"role": "assistant", "content": "".join(words)},
                             "finish_reason": "stop",
                         }
+                        for index in range(choices)
                     ],
-                    "usage": _usage(body, len(words)),
+                    "usage": self._usage(body, len(words) * choices, how),
                 }
             )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         try:
-            for index, word in enumerate(words):
+            for position, word in enumerate(words):
+                if "stall-after" in how and position == how["stall-after"]:
+                    await asyncio.sleep(3600)  # until the proxy closes the call
                 chunk: dict[str, Any] = {
                     "id": "chatcmpl-fake",
                     "object": "chat.completion.chunk",
                     "created": int(time.time()),
                     "model": model,
-                    "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+                    "choices": [
+                        {"index": index, "delta": {"content": word}, "finish_reason": None} for index in range(choices)
+                    ],
                 }
-                if index == len(words) - 1:
+                if position == len(words) - 1:
+                    usage = self._usage(body, len(words) * choices, how)
                     chunk["choices"][0]["finish_reason"] = "stop"
-                    chunk["choices"][0]["usage"] = _usage(body, len(words))  # Moonshot's place
+                    chunk["choices"][0]["usage"] = usage  # Moonshot's place
                 await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                if model == "long":
+                if "long" in how or "stall-after" in how:
                     await asyncio.sleep(0.02)
             if (body.get("stream_options") or {}).get("include_usage"):
                 final = {
@@ -89,7 +140,7 @@ class FakeKimi:
                     "created": int(time.time()),
                     "model": model,
                     "choices": [],
-                    "usage": _usage(body, len(words)),
+                    "usage": usage,
                 }
                 await response.write(f"data: {json.dumps(final)}\n\n".encode())
             await response.write(b"data: [DONE]\n\n")

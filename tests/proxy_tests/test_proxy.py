@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,6 +24,11 @@ from proxy_tests.conftest import ProxyCustomer, RunningProxy, proxy_token_of
 
 pytestmark = pytest.mark.cluster
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
+
+
+def _fake(directives: str) -> list[Any]:
+    """Messages asking the stand-in upstream for a behaviour (see fake_kimi); unique, to find its reports."""
+    return [{"role": "user", "content": f"fake:{directives} id={uuid.uuid4().int % 10**9}"}]
 
 
 def _used(redis_server: RedisServer, name: str) -> int:
@@ -46,7 +52,8 @@ def test_openai_sdk_non_streaming_is_forwarded_and_metered(
     assert reply.usage is not None
     assert _used(redis_server, customer.name) == reply.usage.total_tokens
     forwarded = fake_kimi.requests[-1]
-    assert forwarded["max_tokens"] <= 8192, "the completion cap is always set upstream"
+    assert forwarded["max_completion_tokens"] <= 8192, "the completion cap is always set upstream"
+    assert "max_tokens" not in forwarded
 
 
 def test_openai_sdk_streaming_strips_the_usage_chunk_unless_asked(
@@ -192,7 +199,7 @@ def test_a_refused_overlapped_reservation_cancels_the_upstream_call(
     _set_used(redis_server, customer.name, limit)
     forwarded, closed, before = len(fake_kimi.requests), fake_kimi.closed_streams, _reservation_paths(proxy)
     admin = redis.Redis.from_url(redis_server.url)
-    body = {"model": "long", "messages": MESSAGES, "stream": True, "max_tokens": 200}
+    body = {"model": "kimi-k2.5", "messages": _fake("long"), "stream": True, "max_tokens": 200}
     admin.client_pause(4000, all=False)  # scripts wait; bounded in case the test dies
     try:
         with ThreadPoolExecutor(1) as pool:
@@ -233,17 +240,27 @@ async def _two_hundred_streams(
         # The proxy last saw plenty left, so all 200 overlap their reservation with the upstream call;
         # Redis holds the scripts back until the upstream has all 200 calls, then grants what fits.
         await client.chat.completions.create(model="kimi-k2.5", messages=MESSAGES)
-    _set_used(redis_server, customer.name, limit - 3000)
+    used_before = limit - 3000
+    _set_used(redis_server, customer.name, used_before)
     before, forwarded = _reservation_paths(proxy), len(fake_kimi.requests)
+    # The upstream would answer 200 tokens to each: only the caps the proxy sends keep the 200 within what is left.
+    messages = _fake("long")
 
-    async def one() -> str:
+    async def one() -> int | str:
+        """The usage the upstream reported for this stream (what it really cost), or the refusal."""
         try:
             stream = await client.chat.completions.create(
-                model="kimi-k2.5", messages=MESSAGES, stream=True, max_tokens=50
+                model="kimi-k2.5",
+                messages=messages,
+                stream=True,
+                max_tokens=50,
+                stream_options={"include_usage": True},
             )
-            async for _ in stream:
-                pass
-            return "ok"
+            total = 0
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    total = chunk.usage.total_tokens
+            return total
         except openai.RateLimitError as error:
             return str(error)
 
@@ -263,11 +280,15 @@ async def _two_hundred_streams(
         outcomes = await running
     else:
         outcomes = await asyncio.gather(*[one() for _ in range(200)])
-    limited = [outcome for outcome in outcomes if outcome != "ok"]
-    assert "ok" in outcomes
+    served = [outcome for outcome in outcomes if isinstance(outcome, int)]
+    limited = [outcome for outcome in outcomes if isinstance(outcome, str)]
+    assert served
+    assert all(served), "every served stream reported its usage"
     assert limited
     assert all("monthly limit reached" in message and "upgrade at" in message for message in limited)
-    assert _used(redis_server, customer.name) <= limit
+    really_used = used_before + sum(served)
+    assert really_used <= limit, "what the upstream really produced stays within the limit"
+    assert _used(redis_server, customer.name) == really_used, "and exactly that is charged"
     if stale_hint:
         paths = _delta(before, _reservation_paths(proxy))
         assert paths["overlapped"] + paths["overlap_refused"] == 200
@@ -287,25 +308,78 @@ def test_client_hang_up_mid_stream_is_billed(
     proxy: RunningProxy, customer: ProxyCustomer, fake_kimi: FakeKimi, redis_server: RedisServer
 ) -> None:
     before_closed = fake_kimi.closed_streams
+    messages = _fake("long stall-after=10")  # ten words, then nothing until the call is closed
     with httpx.stream(
         "POST",
         f"{proxy.url}/chat/completions",
         timeout=30,
         headers={"Authorization": f"Bearer {customer.token}"},
-        json={"model": "long", "messages": MESSAGES, "stream": True},
+        json={"model": "kimi-k2.5", "messages": messages, "stream": True},
     ) as response:
         lines = 0
         for line in response.iter_lines():
             lines += line.startswith("data:")
             if lines >= 10:
-                break  # hang up after ten chunks
-    eventually(lambda: _used(redis_server, customer.name) > 0, timeout=10, what="the partial stream to be billed")
+                break  # hang up after the ten chunks
     eventually(lambda: fake_kimi.closed_streams > before_closed, timeout=10, what="the upstream call to be stopped")
+    # No usage came (it ends a stream): the ten one-token words streamed, the prompt estimated at 4 bytes a token.
+    streamed = 10
+    prompt = len(json.dumps(messages, separators=(",", ":"))) // 4
+    eventually(
+        lambda: _used(redis_server, customer.name) == prompt + streamed,
+        timeout=10,
+        what=f"the partial stream billed as {prompt} + {streamed} tokens",
+    )
+
+
+def test_one_completion_cap_goes_upstream_whatever_the_client_sent(
+    proxy: RunningProxy, customer: ProxyCustomer, fake_kimi: FakeKimi
+) -> None:
+    # The stand-in honours max_tokens over max_completion_tokens, as an upstream may.
+    messages = _fake("long")
+    body = {"model": "kimi-k2.5", "messages": messages, "max_completion_tokens": 3, "max_tokens": 100_000}
+    response = _post_raw(proxy, customer.token, body)
+    assert response.status_code == 200, response.text
+    forwarded = fake_kimi.requests[-1]
+    assert forwarded["max_completion_tokens"] == 3
+    assert "max_tokens" not in forwarded
+    assert response.json()["usage"]["completion_tokens"] == 3
+    assert [usage["completion_tokens"] for usage in fake_kimi.usage_reported(messages[0]["content"])] == [3]
+
+
+def test_more_than_one_choice_is_refused_before_anything_is_forwarded(
+    proxy: RunningProxy, customer: ProxyCustomer, fake_kimi: FakeKimi, redis_server: RedisServer
+) -> None:
+    forwarded = len(fake_kimi.requests)
+    response = _post_raw(proxy, customer.token, {"model": "kimi-k2.5", "messages": MESSAGES, "n": 3})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "'n' must be 1: one choice per request"
+    assert len(fake_kimi.requests) == forwarded
+    assert _used(redis_server, customer.name) == 0
+    assert _post_raw(proxy, customer.token, {"model": "kimi-k2.5", "messages": MESSAGES, "n": 1}).status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+def test_an_upstream_overshoot_is_charged_in_full_and_the_next_request_refused(
+    proxy: RunningProxy, customer: ProxyCustomer, fake_kimi: FakeKimi, redis_server: RedisServer, stream: bool
+) -> None:
+    limit = get_tier("starter").monthly_tokens
+    used_before = limit - 1000
+    _set_used(redis_server, customer.name, used_before)
+    messages = _fake("overshoot=2000")  # 2,000 tokens more than the cap it is sent
+    body = {"model": "kimi-k2.5", "messages": messages, "max_tokens": 100, "stream": stream}
+    assert _post_raw(proxy, customer.token, body).status_code == 200
+    [reported] = fake_kimi.usage_reported(messages[0]["content"])
+    assert reported["completion_tokens"] == 2100
+    assert _used(redis_server, customer.name) == used_before + reported["total_tokens"] > limit
+    refused = _post_raw(proxy, customer.token, {"model": "kimi-k2.5", "messages": MESSAGES, "max_tokens": 1})
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "monthly_limit_reached"
 
 
 def test_upstream_429_is_passed_on_and_distinguishable(proxy: RunningProxy, customer: ProxyCustomer) -> None:
     with pytest.raises(openai.RateLimitError) as error:
-        _client(proxy, customer.token).chat.completions.create(model="fail-429", messages=MESSAGES)
+        _client(proxy, customer.token).chat.completions.create(model="kimi-k2.5", messages=_fake("fail-429"))
     body: Any = error.value.body
     assert body["type"] == "rate_limit_reached_error", "the upstream's own type, not clawhost_monthly_limit"
 
@@ -315,7 +389,7 @@ def test_upstream_hang_is_a_504_not_a_hang(proxy: RunningProxy, customer: ProxyC
         f"{proxy.url}/chat/completions",
         timeout=30,
         headers={"Authorization": f"Bearer {customer.token}"},
-        json={"model": "hang", "messages": MESSAGES},
+        json={"model": "kimi-k2.5", "messages": _fake("hang")},
     )
     assert response.status_code == 504
     assert response.json()["error"]["type"] == "clawhost_upstream_timeout"
@@ -326,11 +400,51 @@ def test_upstream_hang_is_a_504_not_a_hang(proxy: RunningProxy, customer: ProxyC
     [
         (b"{not json", 400, "not valid JSON"),
         (b'{"messages": []}', 400, "'model' is required"),
-        (b'{"model": "m", "messages": "hi"}', 400, "'messages' must be a non-empty array"),
-        (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}', 400, "positive integer"),
-        (b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * 1_100_000 + b'"}]}', 413, "too large"),
+        (b'{"model": "kimi-k2.5", "messages": "hi"}', 400, "'messages' must be a non-empty array"),
+        (b'{"model": "kimi-k2.5", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}', 400, "positive"),
+        (
+            b'{"model": "kimi-k2.5", "messages": [{"role": "user", "content": "x"}], "max_tokens": true}',
+            400,
+            "positive",
+        ),
+        (
+            b'{"model": "kimi-k2.5", "messages": [{"role": "user", "content": "x"}], "logit_bias": {}}',
+            400,
+            "unsupported",
+        ),
+        (
+            b'{"model": "kimi-k2-thinking", "messages": [{"role": "user", "content": "x"}]}',
+            400,
+            'model "kimi-k2-thinking" is not available on the Starter plan (available: kimi-k2.5)',
+        ),
+        (
+            b'{"model": "kimi-k2.5", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "high"}',
+            400,
+            "above the Starter plan's thinking level (medium)",
+        ),
+        (
+            b'{"model": "kimi-k2.5", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "max"}',
+            400,
+            "one of",
+        ),
+        (
+            b'{"model": "kimi-k2.5", "messages": [{"role": "user", "content": "' + b"x" * 1_100_000 + b'"}]}',
+            413,
+            "too large",
+        ),
     ],
-    ids=["bad-json", "no-model", "bad-messages", "bad-max-tokens", "oversized"],
+    ids=[
+        "bad-json",
+        "no-model",
+        "bad-messages",
+        "bad-max-tokens",
+        "boolean-max-tokens",
+        "unknown-field",
+        "model-not-in-tier",
+        "effort-above-tier",
+        "unknown-effort",
+        "oversized",
+    ],
 )
 def test_bad_bodies_get_clear_4xx(
     proxy: RunningProxy, customer: ProxyCustomer, body: bytes, status: int, fragment: str
@@ -343,6 +457,19 @@ def test_bad_bodies_get_clear_4xx(
     )
     assert response.status_code == status
     assert fragment in response.json()["error"]["message"]
+
+
+def test_a_huge_model_name_is_refused_cut_and_escaped(
+    proxy: RunningProxy, customer: ProxyCustomer, fake_kimi: FakeKimi
+) -> None:
+    forwarded = len(fake_kimi.requests)
+    model = '"\n' + "x" * 900_000
+    response = _post_raw(proxy, customer.token, {"model": model, "messages": MESSAGES})
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert len(message) < 200
+    assert message.startswith('model "\\"\\n' + "x" * 62 + '..." is not available')
+    assert len(fake_kimi.requests) == forwarded
 
 
 def test_wrong_method_is_a_json_405(proxy: RunningProxy) -> None:
