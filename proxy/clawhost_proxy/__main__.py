@@ -12,6 +12,7 @@ import uvloop
 from aiohttp import web
 
 from clawhost_api.logs import configure_logging
+from clawhost_proxy.admin import admin_application
 from clawhost_proxy.app import Proxy
 from clawhost_proxy.directory import TokenDirectory, watch_customers
 from clawhost_proxy.ledger import LedgerFlusher
@@ -47,17 +48,21 @@ def build(settings: ProxySettings, directory: TokenDirectory) -> Proxy:
 
 async def serve(settings: ProxySettings, directory: TokenDirectory) -> None:
     runner = web.AppRunner(build(settings, directory).application(), access_log=None)
+    admin = web.AppRunner(admin_application(directory), access_log=None)
     await runner.setup()
+    await admin.setup()
     await web.TCPSite(runner, settings.host, settings.port, backlog=1024).start()
+    await web.TCPSite(admin, settings.host, settings.admin_port).start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    logger.info("serving on %s:%d", settings.host, settings.port)
+    logger.info("serving", extra={"host": settings.host, "port": settings.port, "admin_port": settings.admin_port})
     try:
         await stopping.wait()
     finally:
         await runner.cleanup()
+        await admin.cleanup()
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The proxy's HTTP surface: OpenAI-compatible routes, authentication and per-second limits, probes and metrics."""
+"""The tenant port: OpenAI-compatible routes, authentication and per-second limits (probes and metrics: admin.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from clawhost_proxy.chat import REQUEST_ID_HEADER, ChatHandler, Upstream
 from clawhost_proxy.directory import CustomerAuth, TokenDirectory
@@ -59,9 +58,6 @@ class Proxy:
         app = web.Application(client_max_size=self.settings.max_body_bytes, middlewares=[json_errors])
         app.router.add_post("/v1/chat/completions", self.chat_completions)
         app.router.add_get("/v1/models", self.models)
-        app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/metrics", self.metrics)
         app.on_startup.append(self._open)
         app.on_cleanup.append(self._close)
         return app
@@ -77,16 +73,6 @@ class Proxy:
             await asyncio.gather(self._flusher_task, return_exceptions=True)
         await self.upstream.close()
         await self.limiter.close()
-
-    async def healthz(self, _: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
-
-    async def readyz(self, _: web.Request) -> web.Response:
-        ready = self.directory.synced.is_set()
-        return web.json_response({"ready": ready}, status=200 if ready else 503)
-
-    async def metrics(self, _: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def _authenticate(self, request: web.Request) -> CustomerAuth | web.Response:
         header = request.headers.get("Authorization", "")

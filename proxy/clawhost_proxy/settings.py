@@ -15,7 +15,8 @@ class ProxySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLAWHOST_PROXY_", frozen=True)
 
     host: str = "0.0.0.0"  # noqa: S104 - a service in its own pod
-    port: int = 8080
+    port: int = 8080  # the tenant port: customers' pods reach only this one
+    admin_port: int = 9090  # probes and metrics, for the kubelet and Prometheus
     upstream_base_url: str = "https://api.moonshot.ai/v1"
     upstream_api_key: SecretStr | None = None
     upstream_api_key_file: Path | None = None

@@ -48,7 +48,7 @@ LOCK = Path("/tmp/clawhost-bench.lock")
 UPSTREAM_KEY = "sk-bench-upstream"
 PROXY_TOKEN = "chp_bench-token"
 LITELLM_KEY = "sk-bench-master"
-MODEL = "bench-model"
+MODEL = "kimi-k2.5"  # a model the bench customer's tier offers (the proxy refuses others)
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello in five words."}], "max_tokens": 64}
 WORDS = [" Hello", " there", ",", " how", " are", " you", " today", "?"]
 
@@ -139,7 +139,7 @@ def serve_upstream(port: int, latency_ms: float) -> None:
 # Our proxy, as deployed, with a fixed customer directory instead of the Kubernetes watch.
 
 
-def serve_proxy(port: int, upstream: str, redis_url: str, postgres_dsn: str) -> None:
+def serve_proxy(port: int, admin_port: int, upstream: str, redis_url: str, postgres_dsn: str) -> None:
     import uvloop
 
     from clawhost_proxy.__main__ import serve
@@ -150,6 +150,7 @@ def serve_proxy(port: int, upstream: str, redis_url: str, postgres_dsn: str) -> 
     settings = ProxySettings(
         host="127.0.0.1",
         port=port,
+        admin_port=admin_port,
         upstream_base_url=upstream,
         upstream_api_key=UPSTREAM_KEY,  # type: ignore[arg-type]
         redis_url=redis_url,
@@ -375,7 +376,7 @@ def servers(workdir: Path, latency_ms: float, with_litellm: bool) -> Iterator[tu
     postgres.start()
     try:
         me = [sys.executable, str(Path(__file__).resolve())]
-        up_port, proxy_port, litellm_port = _free_port(), _free_port(), _free_port()
+        up_port, proxy_port, admin_port, litellm_port = _free_port(), _free_port(), _free_port(), _free_port()
         upstream = _spawn(
             [*me, "upstream", "--port", str(up_port), "--latency-ms", str(latency_ms)], workdir / "up.log"
         )
@@ -384,14 +385,23 @@ def servers(workdir: Path, latency_ms: float, with_litellm: bool) -> Iterator[tu
         _wait_http(f"{upstream_url}/models", "the upstream", upstream)
         result = [Server("upstream direct", upstream_url, upstream, UPSTREAM_KEY)]
 
-        proxy_argv = [*me, "proxy", "--port", str(proxy_port), "--upstream", upstream_url]
+        proxy_argv = [
+            *me,
+            "proxy",
+            "--port",
+            str(proxy_port),
+            "--admin-port",
+            str(admin_port),
+            "--upstream",
+            upstream_url,
+        ]
         proxy_argv += ["--redis", redis_server.url, "--postgres", postgres.dsn]
         proxy = _spawn(
             proxy_argv,
             workdir / "proxy.log",
         )
         started.append(proxy)
-        _wait_http(f"http://127.0.0.1:{proxy_port}/readyz", "clawhost proxy", proxy)
+        _wait_http(f"http://127.0.0.1:{admin_port}/readyz", "clawhost proxy", proxy)
         result.append(Server("clawhost proxy", f"http://127.0.0.1:{proxy_port}/v1", proxy, PROXY_TOKEN))
 
         if with_litellm:
@@ -480,6 +490,7 @@ def main() -> None:
     up.add_argument("--latency-ms", type=float, default=5.0)
     px = sub.add_parser("proxy")
     px.add_argument("--port", type=int, required=True)
+    px.add_argument("--admin-port", type=int, required=True)
     px.add_argument("--upstream", required=True)
     px.add_argument("--redis", required=True)
     px.add_argument("--postgres", required=True)
@@ -501,7 +512,7 @@ def main() -> None:
     if args.command == "upstream":
         return serve_upstream(args.port, args.latency_ms)
     if args.command == "proxy":
-        return serve_proxy(args.port, args.upstream, args.redis, args.postgres)
+        return serve_proxy(args.port, args.admin_port, args.upstream, args.redis, args.postgres)
     if args.command == "load":
         return run_load(args)
 

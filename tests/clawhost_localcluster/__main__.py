@@ -159,7 +159,7 @@ def _start_proxy(env: Environment) -> tuple[ManagedProcess, str]:
             "CLAWHOST_PROXY_UPSTREAM_API_KEY": UPSTREAM_KEY,
         }
         upstream = "a local OpenAI-compatible stand-in (set CLAWHOST_PROXY_UPSTREAM_API_KEY to use Kimi)"
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     proxy = ManagedProcess(
         "token-proxy",
         [sys.executable, "-m", "clawhost_proxy"],
@@ -169,13 +169,14 @@ def _start_proxy(env: Environment) -> tuple[ManagedProcess, str]:
             **upstream_env,
             "CLAWHOST_PROXY_HOST": "127.0.0.1",
             "CLAWHOST_PROXY_PORT": str(port),
+            "CLAWHOST_PROXY_ADMIN_PORT": str(admin_port),
             "CLAWHOST_PROXY_REDIS_URL": env.redis.url,
             "CLAWHOST_PROXY_POSTGRES_DSN": env.postgres.dsn,
             "CLAWHOST_PROXY_KUBECONFIG": str(_service_account_kubeconfig(env, "platform", "token-proxy")),
         },
     )
     proxy.start()
-    _wait_http("the token proxy", f"http://127.0.0.1:{port}/readyz", proxy)
+    _wait_http("the token proxy", f"http://127.0.0.1:{admin_port}/readyz", proxy)
     print("[up] token proxy running", flush=True)
     return proxy, f"http://127.0.0.1:{port}/v1  (upstream: {upstream}; log {env.workdir / 'token-proxy.log'})"
 

@@ -31,9 +31,10 @@ def fake_kimi() -> Iterator[FakeKimi]:
 
 @dataclass
 class RunningProxy:
-    url: str
+    url: str  # the tenant port's OpenAI base URL
     process: ManagedProcess
     port: int = 0
+    admin_url: str = ""  # probes and metrics
 
 
 def _proxy_kubeconfig(cluster: Cluster, directory: Path) -> Path:
@@ -57,12 +58,13 @@ def start_proxy(
     **extra: str,
 ) -> RunningProxy:
     """The proxy as a real subprocess (with the ledger flusher when `postgres` is given)."""
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     key_file = workdir / "upstream.key"
     key_file.write_text(UPSTREAM_KEY)
     env = dict(
         os.environ,
         CLAWHOST_PROXY_PORT=str(port),
+        CLAWHOST_PROXY_ADMIN_PORT=str(admin_port),
         CLAWHOST_PROXY_HOST="127.0.0.1",
         CLAWHOST_PROXY_UPSTREAM_BASE_URL=upstream,
         CLAWHOST_PROXY_UPSTREAM_API_KEY_FILE=str(key_file),
@@ -75,11 +77,11 @@ def start_proxy(
     process.start()
 
     def ready() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz", timeout=2) as response:
             return bool(response.status == 200)
 
     wait_until("the proxy's /readyz", ready, 60, process)
-    return RunningProxy(f"http://127.0.0.1:{port}/v1", process, port)
+    return RunningProxy(f"http://127.0.0.1:{port}/v1", process, port, f"http://127.0.0.1:{admin_port}")
 
 
 @pytest.fixture(scope="session")

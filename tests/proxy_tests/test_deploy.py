@@ -29,11 +29,14 @@ def test_manifests_apply_and_the_deployment_becomes_available(platform_installed
     deployment = json.loads(cluster.kubectl("get", "deployment", "token-proxy", "-n", "platform", "-o", "json").stdout)
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert {p["containerPort"] for p in container["ports"]} == {8080}
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8080, "admin": 9090}
+    # Probes and metrics on the admin port, which tenants' NetworkPolicies do not allow.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin", "scheme": "HTTP"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin", "scheme": "HTTP"}
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("9090", "/metrics")
     service = json.loads(cluster.kubectl("get", "service", "token-proxy", "-n", "platform", "-o", "json").stdout)
-    assert service["spec"]["ports"][0]["port"] == 8080
+    assert [port["port"] for port in service["spec"]["ports"]] == [8080], "the Service exposes the tenant port only"
     # The ServiceAccount may read Customers and nothing else.
     sa = "system:serviceaccount:platform:token-proxy"
     assert cluster.kubectl("auth", "can-i", "watch", "customers.clawhost.dev", "--as", sa).stdout.strip() == "yes"

@@ -47,7 +47,7 @@ def _post(proxy: RunningProxy, token: str, request_id: str | None = None, **body
 
 
 def _metric(proxy: RunningProxy, name: str) -> float:
-    text = httpx.get(proxy.url.removesuffix("/v1") + "/metrics", timeout=10).text
+    text = httpx.get(proxy.admin_url + "/metrics", timeout=10).text
     values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith((name + " ", name + "{"))]
     return sum(values)
 
@@ -296,7 +296,7 @@ def test_redis_down_fails_closed_with_503(
         assert refused.status_code == 503
         assert refused.json()["error"]["type"] == "clawhost_usage_unavailable"
         assert refused.headers["Retry-After"] == "5"
-        assert httpx.get(proxy.url.removesuffix("/v1") + "/healthz", timeout=5).status_code == 200
+        assert httpx.get(proxy.admin_url + "/healthz", timeout=5).status_code == 200
         private.start()
         eventually(lambda: _post(proxy, customer.token).status_code == 200, timeout=30, what="served after Redis")
     finally:

@@ -129,7 +129,7 @@ def test_rotated_token_stops_working_within_five_seconds(
 
 def _reservation_paths(proxy: RunningProxy) -> dict[str, float]:
     """clawhost_proxy_reservations_total by path (reserve_first, overlapped, overlap_refused)."""
-    text = httpx.get(proxy.url.removesuffix("/v1") + "/metrics", timeout=10).text
+    text = httpx.get(proxy.admin_url + "/metrics", timeout=10).text
     paths = {"reserve_first": 0.0, "overlapped": 0.0, "overlap_refused": 0.0}
     for line in text.splitlines():
         if line.startswith("clawhost_proxy_reservations_total{"):
@@ -470,6 +470,17 @@ def test_a_huge_model_name_is_refused_cut_and_escaped(
     assert len(message) < 200
     assert message.startswith('model "\\"\\n' + "x" * 62 + '..." is not available')
     assert len(fake_kimi.requests) == forwarded
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/healthz", "/readyz"])
+def test_probes_and_metrics_are_only_on_the_admin_port(proxy: RunningProxy, path: str) -> None:
+    tenant = httpx.get(proxy.url.removesuffix("/v1") + path, timeout=10)
+    assert tenant.status_code == 404
+    assert tenant.json()["error"]["type"] == "invalid_request_error", "OpenAI's error format"
+    admin = httpx.get(proxy.admin_url + path, timeout=10)
+    assert admin.status_code == 200
+    if path == "/metrics":
+        assert "clawhost_proxy_reservations_total" in admin.text
 
 
 def test_wrong_method_is_a_json_405(proxy: RunningProxy) -> None:
