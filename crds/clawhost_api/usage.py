@@ -9,22 +9,23 @@ from clawhost_api.customer import BillingStatus
 
 REDIS_PREFIX = "clawhost"
 
-# The proxy writes one row per request; the control API reads per-day series from it.
-LEDGER_DDL = """
-CREATE TABLE IF NOT EXISTS token_ledger (
-    request_id        text PRIMARY KEY,
-    customer          text        NOT NULL,
-    tier              text        NOT NULL,
-    model             text        NOT NULL,
-    prompt_tokens     integer     NOT NULL,
-    completion_tokens integer     NOT NULL,
-    latency_ms        integer     NOT NULL,
-    status            integer     NOT NULL,
-    estimated         boolean     NOT NULL DEFAULT false,
-    created_at        timestamptz NOT NULL
-);
-CREATE INDEX IF NOT EXISTS token_ledger_customer_time ON token_ledger (customer, created_at);
-"""
+# The ledger: one row per request, written by the proxy, read by the control API's usage route.
+# Its DDL is the control API's migrations' (the platform database's one migration runner); these
+# are the columns the proxy writes and checks for at start.
+LEDGER_TABLE = "token_ledger"
+LEDGER_COLUMNS = (
+    "id",
+    "request_id",
+    "customer",
+    "tier",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "status",
+    "estimated",
+    "created_at",
+)
 
 
 @dataclass(frozen=True)

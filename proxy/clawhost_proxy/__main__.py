@@ -39,7 +39,6 @@ def build(settings: ProxySettings, directory: TokenDirectory) -> Proxy:
             batch_size=settings.ledger_batch_size,
             linger_seconds=settings.ledger_linger_seconds,
             claim_idle_seconds=settings.ledger_claim_idle_seconds,
-            create_table=settings.ledger_create_table,
         )
     else:
         logger.warning("no CLAWHOST_PROXY_POSTGRES_DSN: ledger rows stay buffered in Redis")

@@ -103,18 +103,19 @@ class Proxy:
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
+        ledger_id = secrets.token_hex(16)  # the ledger row's key: ours, whatever the client sends
         supplied = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else secrets.token_hex(16)
-        response = await self._chat(request, request_id, started)
+        request_id = supplied if _REQUEST_ID.fullmatch(supplied) else ledger_id
+        response = await self._chat(request, ledger_id, request_id, started)
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = request_id
         return response
 
-    async def _chat(self, request: web.Request, request_id: str, started: float) -> web.StreamResponse:
+    async def _chat(self, request: web.Request, ledger_id: str, request_id: str, started: float) -> web.StreamResponse:
         auth = self._authenticate(request)
         if isinstance(auth, web.Response):
             return auth
         if not self.rates.allow(auth.name):
             BLOCKED.labels("rate_limit").inc()
             return openai_error(429, "too many requests per second", "clawhost_rate_limit", "rate_limit_exceeded")
-        return await self.chat.handle(request, auth, request_id, started)
+        return await self.chat.handle(request, auth, ledger_id, request_id, started)

@@ -118,7 +118,7 @@ class ChatHandler:
         self._meters = TokenMeters()
 
     async def handle(
-        self, request: web.Request, auth: CustomerAuth, request_id: str, started: float
+        self, request: web.Request, auth: CustomerAuth, ledger_id: str, request_id: str, started: float
     ) -> web.StreamResponse:
         raw = await request.read()
         try:
@@ -133,7 +133,7 @@ class ChatHandler:
         if isinstance(reserved, web.Response):
             return reserved
         reservation, upstream = reserved
-        call = Call(auth, parsed.model, f"{auth.name}/{request_id}", request_id, started, time.time(), reservation)
+        call = Call(auth, parsed.model, ledger_id, request_id, started, time.time(), reservation)
         try:
             if parsed.stream:
                 return await self._forward_stream(request, call, parsed, upstream)
@@ -318,6 +318,7 @@ class ChatHandler:
         call.settled = True
         entry = LedgerEntry(
             call.ledger_id,
+            call.request_id,
             call.auth.name,
             call.auth.tier,
             call.model,

@@ -40,7 +40,6 @@ class ProxySettings(BaseSettings):
     ledger_batch_size: int = 500
     ledger_linger_seconds: float = 0.05
     ledger_claim_idle_seconds: float = 30.0
-    ledger_create_table: bool = True
 
     def consumer_name(self) -> str:
         return self.ledger_consumer or os.environ.get("HOSTNAME") or socket.gethostname()

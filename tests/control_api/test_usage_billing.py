@@ -44,8 +44,9 @@ def test_usage_reads_counter_and_daily_series(
     with psycopg.connect(cluster_settings.database_url, autocommit=True) as conn:
         for rid, at, prompt, completion in [*rows, ("old", period.start - timedelta(days=2), 999, 999)]:
             conn.execute(
-                "INSERT INTO token_ledger VALUES (%s, %s, 'pro', 'kimi', %s, %s, 10, 200, false, %s)",
-                (f"{name}-{rid}", name, prompt, completion, at),
+                "INSERT INTO token_ledger (id, request_id, customer, tier, model, prompt_tokens, completion_tokens,"
+                " latency_ms, status, created_at) VALUES (%s, %s, %s, 'pro', 'kimi', %s, %s, 10, 200, %s)",
+                (f"{name}-{rid}", rid, name, prompt, completion, at),
             )
     usage = cluster_client.get("/usage", headers=auth)
     assert usage.status_code == 200, usage.text

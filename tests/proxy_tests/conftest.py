@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from clawhost_control_api.db.migrations import migrate
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
 from clawhost_localcluster.processes import ManagedProcess, free_port, wait_until
@@ -57,7 +58,9 @@ def start_proxy(
     postgres: PostgresServer | None = None,
     **extra: str,
 ) -> RunningProxy:
-    """The proxy as a real subprocess (with the ledger flusher when `postgres` is given)."""
+    """The proxy as a real subprocess (with the ledger flusher when `postgres` is given, migrated as deployed)."""
+    if postgres is not None:
+        migrate(postgres.dsn)  # the platform's migrations, which the control API applies in a deployment
     port, admin_port = free_port(), free_port()
     key_file = workdir / "upstream.key"
     key_file.write_text(UPSTREAM_KEY)

@@ -28,10 +28,14 @@ pytestmark = pytest.mark.cluster
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 
 
-def _ledger(postgres: PostgresServer, customer: str) -> dict[str, dict[str, Any]]:
+def _ledger_rows(postgres: PostgresServer, customer: str) -> list[dict[str, Any]]:
     with psycopg.connect(postgres.dsn) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
-        rows = cursor.execute("SELECT * FROM token_ledger WHERE customer = %s", (customer,)).fetchall()
-    return {row["request_id"]: row for row in rows}
+        return cursor.execute("SELECT * FROM token_ledger WHERE customer = %s", (customer,)).fetchall()
+
+
+def _ledger(postgres: PostgresServer, customer: str) -> dict[str, dict[str, Any]]:
+    """The customer's rows by the client's request id (for requests whose ids were not reused)."""
+    return {row["request_id"]: row for row in _ledger_rows(postgres, customer)}
 
 
 def _post(proxy: RunningProxy, token: str, request_id: str | None = None, **body: Any) -> httpx.Response:
@@ -150,29 +154,40 @@ def test_request_id_is_echoed_and_each_request_has_one_row(
 
     rows = eventually(both, timeout=20, what="both rows in the ledger")
     usage = first.json()["usage"]
-    row = rows[f"{customer.name}/{given}"]
+    row = rows[given]
     assert (row["prompt_tokens"], row["completion_tokens"]) == (usage["prompt_tokens"], usage["completion_tokens"])
     assert (row["status"], row["tier"], row["model"], row["estimated"]) == (200, "starter", "kimi-k2.5", False)
     assert row["latency_ms"] >= 0
-    assert rows[f"{customer.name}/{generated}"]["completion_tokens"] > 0
+    assert rows[generated]["completion_tokens"] > 0
+    assert rows[generated]["id"] == generated, "without a usable X-Request-Id the row's own id is the request id"
+    assert row["id"] != given, "the row's key is the proxy's, never the client's"
+    assert len(row["id"]) == 32
 
 
-def test_a_duplicate_request_id_is_written_once(
+def test_a_reused_request_id_keeps_every_billed_request_in_the_ledger(
     proxy: RunningProxy, customer: ProxyCustomer, postgres_server: PostgresServer, redis_server: RedisServer
 ) -> None:
     given = f"retry-{uuid.uuid4().hex[:12]}"
-    assert _post(proxy, customer.token, given).status_code == 200
+    first = _post(proxy, customer.token, given)
+    assert first.status_code == 200
     assert _post(proxy, customer.token, given, stream=True).status_code == 200
     marker = f"after-{uuid.uuid4().hex[:12]}"
     assert _post(proxy, customer.token, marker).status_code == 200
 
-    # The ledger is written in stream order, so once the marker is in, both duplicates were flushed.
-    def with_marker() -> dict[str, dict[str, Any]] | None:
-        rows = _ledger(postgres_server, customer.name)
-        return rows if f"{customer.name}/{marker}" in rows else None
+    # The ledger is written in stream order, so once the marker is in, both requests were flushed.
+    def with_marker() -> list[dict[str, Any]] | None:
+        rows = _ledger_rows(postgres_server, customer.name)
+        return rows if any(row["request_id"] == marker for row in rows) else None
 
     rows = eventually(with_marker, timeout=20, what="the marker row")
-    assert sorted(rows) == sorted([f"{customer.name}/{given}", f"{customer.name}/{marker}"])
+    reused = [row for row in rows if row["request_id"] == given]
+    assert len(reused) == 2, "both billed requests have their row: a reused id hides neither"
+    assert sorted(row["status"] for row in reused) == [200, 200]
+    assert len({row["id"] for row in reused}) == 2
+    billed = redis.Redis.from_url(redis_server.url).get(usage_counter_key(customer.name, usage_period(None)))
+    assert sum(row["prompt_tokens"] + row["completion_tokens"] for row in rows) == int(billed or 0), (
+        "the ledger accounts for everything the counter charged"
+    )
 
 
 def test_proxy_killed_mid_traffic_loses_no_finished_response(
@@ -218,7 +233,7 @@ def test_proxy_killed_mid_traffic_loses_no_finished_response(
         CLAWHOST_PROXY_LEDGER_CLAIM_IDLE_SECONDS="1",
     )
     try:
-        expected = {f"{customer.name}/{r}" for r in finished}
+        expected = set(finished)
         eventually(
             lambda: expected <= set(_ledger(postgres_server, customer.name)),
             timeout=60,
@@ -270,7 +285,7 @@ def test_postgres_down_mid_traffic_loses_nothing_and_limits_still_hold(
             counters.set(counter, 0)
             eventually(lambda: _post(proxy, customer.token).status_code == 200, timeout=10, what="served again")
             postgres.start()
-        finished = {f"{customer.name}/{r}" for r in traffic.finished}
+        finished = set(traffic.finished)
         eventually(
             lambda: finished <= set(_ledger(postgres, customer.name)),
             timeout=60,
