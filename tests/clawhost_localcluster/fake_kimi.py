@@ -116,7 +116,10 @@ class FakeKimi:
         try:
             for position, word in enumerate(words):
                 if "stall-after" in how and position == how["stall-after"]:
-                    await asyncio.sleep(3600)  # until the proxy closes the call
+                    while request.transport is not None and not request.transport.is_closing():
+                        await asyncio.sleep(0.02)  # until the caller closes the call
+                    self.closed_streams += 1
+                    return response
                 chunk: dict[str, Any] = {
                     "id": "chatcmpl-fake",
                     "object": "chat.completion.chunk",
