@@ -116,10 +116,7 @@ class FakeKimi:
         try:
             for position, word in enumerate(words):
                 if "stall-after" in how and position == how["stall-after"]:
-                    while request.transport is not None and not request.transport.is_closing():
-                        await asyncio.sleep(0.02)  # until the caller closes the call
-                    self.closed_streams += 1
-                    return response
+                    await asyncio.sleep(3600)  # cancelled when the caller closes the call
                 chunk: dict[str, Any] = {
                     "id": "chatcmpl-fake",
                     "object": "chat.completion.chunk",
@@ -162,7 +159,8 @@ class FakeKimi:
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_get("/v1/models", self._models)
-            self._runner = web.AppRunner(app, shutdown_timeout=1.0)  # "hang" requests never finish by themselves
+            # "hang" requests never finish by themselves; a handler waiting on a call its caller closed is cancelled.
+            self._runner = web.AppRunner(app, shutdown_timeout=1.0, handler_cancellation=True)
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
             await site.start()
