@@ -50,8 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if cache is not None:
                 await cache.stop()
-            if kube is not None:
-                await kube.close()
             await redis.aclose()
             await pool.close()
 

@@ -159,7 +159,7 @@ class ChildCache:
             return None
         return str(customer)
 
-    def listed(self, items: list[Obj]) -> None:
+    def listed(self, items: list[Obj], resource_version: str) -> None:
         """A fresh listing; customers whose object appeared, changed or vanished since the last one are told."""
         fresh: dict[str, tuple[str, bytes, bytes]] = {}
         for obj in items:

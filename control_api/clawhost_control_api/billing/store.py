@@ -10,9 +10,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from clawhost_api.customer import BillingStatus
+from clawhost_api.kube import KubeError
 from clawhost_api.tiers import TierName
 from clawhost_control_api.billing.events import fold
-from clawhost_control_api.kube.client import BILLING_MANAGER, KubeClient, KubeError
+from clawhost_control_api.kube.client import BILLING_MANAGER, KubeClient
 
 
 def customer_name_of(obj: dict[str, Any]) -> str | None:

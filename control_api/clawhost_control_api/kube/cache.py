@@ -1,18 +1,18 @@
-"""Customers kept in memory by one LIST and a WATCH, so dashboard reads never call the API server."""
+"""Customers kept in memory by the shared LIST+WATCH informer, so dashboard reads never call the API server."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
+import threading
 from typing import Any
 
-from clawhost_control_api.kube.client import KubeClient, KubeError
+from clawhost_api.kube import Informer
+from clawhost_control_api.kube.client import CUSTOMERS, KubeClient
 
-log = logging.getLogger(__name__)
+Obj = dict[str, Any]
 
 
-def _rv(obj: dict[str, Any]) -> int:
+def _rv(obj: Obj) -> int:
     try:
         return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
     except ValueError:
@@ -20,64 +20,45 @@ def _rv(obj: dict[str, Any]) -> int:
 
 
 class CustomerCache:
-    def __init__(self, kube: KubeClient) -> None:
-        self._kube = kube
-        self._items: dict[str, dict[str, Any]] = {}
-        self._synced = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+    """name → Customer. Written by the informer's thread and by request handlers (their own writes), read lock-free."""
 
-    def get(self, name: str) -> dict[str, Any] | None:
+    def __init__(self, kube: KubeClient) -> None:
+        self._items: dict[str, Obj] = {}
+        self._lock = threading.Lock()
+        self._informer = Informer(kube.http, CUSTOMERS, self, name="customers")
+
+    def get(self, name: str) -> Obj | None:
         return self._items.get(name)
 
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def remember(self, obj: dict[str, Any]) -> None:
+    def remember(self, obj: Obj) -> None:
         """Record an object this process just wrote (read-your-writes), unless the cache already has newer."""
         name = str((obj.get("metadata") or {}).get("name"))
-        known = self._items.get(name)
-        if known is None or _rv(obj) >= _rv(known):
-            self._items[name] = obj
+        with self._lock:
+            known = self._items.get(name)
+            if known is None or _rv(obj) >= _rv(known):
+                self._items[name] = obj
+
+    def listed(self, items: list[Obj], resource_version: str) -> None:
+        fresh = {str(item["metadata"]["name"]): item for item in items}
+        as_of = int(resource_version or 0)
+        with self._lock:
+            for name, known in self._items.items():  # this process's own writes that the listing predates
+                if _rv(known) > max(as_of, _rv(fresh.get(name) or {})):
+                    fresh[name] = known
+            self._items = fresh
+
+    def changed(self, event: str, obj: Obj) -> None:
+        if event == "DELETED":
+            with self._lock:
+                self._items.pop(str(obj["metadata"]["name"]), None)
+        else:
+            self.remember(obj)
 
     async def start(self, sync_seconds: float = 30) -> None:
-        self._task = asyncio.create_task(self._run(), name="customer-cache")
-        await asyncio.wait_for(self._synced.wait(), sync_seconds)
+        self._informer.start()
+        if not await asyncio.to_thread(self._informer.synced.wait, sync_seconds):
+            self._informer.stop()
+            raise TimeoutError(f"no listing of Customers within {sync_seconds} s")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                listed = await self._kube.list_customers()
-                self._items = {item["metadata"]["name"]: item for item in listed.get("items", [])}
-                self._synced.set()
-                version = str(listed["metadata"]["resourceVersion"])
-                while True:
-                    version = await self._follow(version)
-            except asyncio.CancelledError:
-                raise
-            except (KubeError, OSError, ValueError, KeyError) as error:
-                log.warning("customer watch restarts after %s", type(error).__name__)
-                await asyncio.sleep(1)
-            except Exception as error:  # the watch must outlive any surprise
-                log.warning("customer watch restarts after %s", type(error).__name__)
-                await asyncio.sleep(1)
-
-    async def _follow(self, version: str) -> str:
-        async for change in self._kube.watch_customers(version):
-            kind, obj = change.get("type"), change.get("object") or {}
-            if kind == "ERROR":
-                raise KubeError(int(obj.get("code") or 500), str(obj.get("reason") or "watch error"))
-            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-            if kind == "BOOKMARK":
-                continue
-            name = str(obj["metadata"]["name"])
-            if kind == "DELETED":
-                self._items.pop(name, None)
-            else:
-                self.remember(obj)
-        return version
+        self._informer.stop()

@@ -31,8 +31,9 @@ WATCH_SECONDS = 300
 class Sink(Protocol):
     """Where an informer's news goes. Called from the informer's thread only."""
 
-    def listed(self, items: list[Obj]) -> None:
-        """A complete, fresh listing (each item with its kind and apiVersion): replaces everything known."""
+    def listed(self, items: list[Obj], resource_version: str) -> None:
+        """A complete, fresh listing (each item with its kind and apiVersion) as of `resource_version`: replaces
+        everything known (but what the service wrote itself after that version)."""
 
     def changed(self, event: str, obj: Obj) -> None:
         """One watch event: ADDED, MODIFIED or DELETED, with the object."""
@@ -102,8 +103,8 @@ class Informer:
         items: list[Obj] = listing.get("items") or []
         for obj in items:
             obj.update(identity)
-        self.sink.listed(items)
         self._version = str(listing["metadata"]["resourceVersion"])
+        self.sink.listed(items, self._version)
         self._heard = time.monotonic()
         self.synced.set()
 

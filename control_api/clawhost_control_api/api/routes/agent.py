@@ -11,11 +11,12 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field, field_validator
 
 from clawhost_api.customer import Customer, namespace_for
+from clawhost_api.kube import KubeError
 from clawhost_api.tiers import ThinkingLevel, Tier, TierName, get_tier
 from clawhost_control_api.api.deps import CurrentUser, Kube, State
 from clawhost_control_api.api.errors import responses
 from clawhost_control_api.db import accounts
-from clawhost_control_api.kube.client import API_MANAGER, DASHBOARD_MANAGER, KubeError
+from clawhost_control_api.kube.client import API_MANAGER, DASHBOARD_MANAGER, KubeClient
 
 router = APIRouter(tags=["agent"])
 
@@ -131,13 +132,32 @@ def refused(error: KubeError, what: str) -> HTTPException:
         return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"the cluster refused: {error.message}")
     if error.status == 409:
         return HTTPException(status.HTTP_409_CONFLICT, detail="the agent changed meanwhile; retry")
+    if error.unreachable:
+        return HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"could not reach the cluster to {what}; retry"
+        )
     return HTTPException(status.HTTP_502_BAD_GATEWAY, detail=f"the cluster refused to {what}")
+
+
+def _nothing_created(error: KubeError) -> bool:
+    """The API server answered and refused: no write of that request happened. (No answer, or a 5xx: unknown.)"""
+    return 400 <= error.status < 500
+
+
+async def _customer_exists(kube: KubeClient, name: str) -> bool:
+    try:
+        await kube.get_customer(name)
+    except KubeError as error:
+        if error.status == 404:
+            return False
+        raise refused(error, "look up your agent") from None
+    return True
 
 
 def owned_customer(state: State, user: accounts.User) -> dict[str, Any]:
     if user.customer_name is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="you have no agent yet")
-    raw = state.cache.get(user.customer_name) if state.cache else None
+    raw = state.cache.get(user.customer_name) if state.cache is not None else None
     if raw is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="your agent is not known to the cluster (yet)")
     return raw
@@ -148,12 +168,19 @@ AGENT_ERRORS = responses(400, 401, 404, 409, 422, 502, 503)
 
 @router.post("/agent", status_code=status.HTTP_201_CREATED, responses=AGENT_ERRORS)
 async def create_agent(body: AgentCreate, user: CurrentUser, state: State, kube: Kube) -> AgentView:
-    if user.customer_name is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail="you already have an agent")
+    """The user's link to a Customer name is written first, as a reservation (one agent per user, atomically);
+    it is an agent once that Customer exists. A POST that finds a reservation whose Customer does not exist (an
+    earlier POST lost the API server, or its process died in between) creates the Customer under that name."""
     _check_against_tier(get_tier(body.tier), body.allowed_user_ids, body.model, body.thinking)
-    name = f"c{uuid.uuid4().hex[:12]}"
-    if not await accounts.link_customer(state.pool, user.id, name):
-        raise HTTPException(status.HTTP_409_CONFLICT, detail="you already have an agent")
+    resumed = user.customer_name is not None
+    if user.customer_name is not None:
+        if await _customer_exists(kube, user.customer_name):
+            raise HTTPException(status.HTTP_409_CONFLICT, detail="you already have an agent")
+        name = user.customer_name
+    else:
+        name = f"c{uuid.uuid4().hex[:12]}"
+        if not await accounts.link_customer(state.pool, user.id, name):
+            raise HTTPException(status.HTTP_409_CONFLICT, detail="you already have an agent")
     secret = f"bot-{name}"
     agent: dict[str, Any] = {}
     if body.model:
@@ -178,9 +205,13 @@ async def create_agent(body: AgentCreate, user: CurrentUser, state: State, kube:
         await kube.apply_bot_token_secret(secret, BOT_TOKEN_KEY, body.bot_token)
         created = await kube.create_customer(customer)
     except KubeError as error:
-        await accounts.unlink_customer(state.pool, user.id, name)
+        if error.status == 409 and resumed:  # a concurrent retry created it first
+            raise HTTPException(status.HTTP_409_CONFLICT, detail="you already have an agent") from None
+        if _nothing_created(error):
+            await accounts.unlink_customer(state.pool, user.id, name)
+        # Otherwise the Customer may exist or not: the reservation stays, and a retry finds out which.
         raise refused(error, "create the agent") from None
-    if state.cache:
+    if state.cache is not None:
         state.cache.remember(created)
     return view_of(created)
 
@@ -213,7 +244,7 @@ async def update_agent(body: AgentUpdate, user: CurrentUser, state: State, kube:
         updated = await kube.apply_customer(current.metadata.name, {"spec": spec}, DASHBOARD_MANAGER)
     except KubeError as error:
         raise refused(error, "change the agent") from None
-    if state.cache:
+    if state.cache is not None:
         state.cache.remember(updated)
     return view_of(updated)
 

@@ -6,15 +6,14 @@ import json
 import logging
 from typing import Any
 
-import httpx
 import stripe
 from fastapi import APIRouter, HTTPException, Request, status
 
+from clawhost_api.kube import KubeError
 from clawhost_control_api.api.deps import Kube, State
 from clawhost_control_api.api.errors import responses
 from clawhost_control_api.billing.events import HANDLED
 from clawhost_control_api.billing.store import record_event, sync_customer
-from clawhost_control_api.kube.client import KubeError
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ async def stripe_webhook(request: Request, state: State, kube: Kube) -> dict[str
         price_tiers = {price: tier for tier, price in settings.stripe_price_ids.items()}
         try:
             await sync_customer(state.pool, kube, stripe_customer, price_tiers)  # type: ignore[arg-type]
-        except (KubeError, httpx.HTTPError) as error:
+        except KubeError as error:
             # Kept but not handled: Stripe retries on a non-2xx, and the redelivery folds again.
             log.warning("stripe event %s not applied yet: %s", event["id"], type(error).__name__)
             raise HTTPException(
