@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import threading
 
-import kubernetes
 import uvloop
 from aiohttp import web
 
+from clawhost_api.kube import Informer, KubeHttp, load_config
 from clawhost_api.logs import configure_logging
 from clawhost_proxy.admin import admin_application
 from clawhost_proxy.app import Proxy
-from clawhost_proxy.directory import TokenDirectory, watch_customers
+from clawhost_proxy.directory import CUSTOMERS, TokenDirectory
 from clawhost_proxy.ledger import LedgerFlusher
 from clawhost_proxy.limits import TokenLimiter
 from clawhost_proxy.resp import PipelinedRedis
@@ -47,7 +46,7 @@ def build(settings: ProxySettings, directory: TokenDirectory) -> Proxy:
 
 async def serve(settings: ProxySettings, directory: TokenDirectory) -> None:
     runner = web.AppRunner(build(settings, directory).application(), access_log=None)
-    admin = web.AppRunner(admin_application(directory), access_log=None)
+    admin = web.AppRunner(admin_application(directory, settings.directory_stale_seconds), access_log=None)
     await runner.setup()
     await admin.setup()
     await web.TCPSite(runner, settings.host, settings.port, backlog=1024).start()
@@ -67,22 +66,17 @@ async def serve(settings: ProxySettings, directory: TokenDirectory) -> None:
 def main() -> None:
     configure_logging()
     settings = ProxySettings()
-    if settings.kubeconfig is not None:
-        kubernetes.config.load_kube_config(config_file=str(settings.kubeconfig))  # type: ignore[no-untyped-call]
-    else:
-        kubernetes.config.load_config()  # type: ignore[no-untyped-call]
     directory = TokenDirectory()
-    stop = threading.Event()
-    threading.Thread(
-        target=watch_customers,
-        args=(directory, kubernetes.client.ApiClient(), stop),
-        name="customer-watch",
-        daemon=True,
-    ).start()
+    http = KubeHttp(load_config(settings.kubeconfig), user_agent="clawhost-proxy")
+    # A watch ends (and is opened again) at least every directory_watch_seconds: its opening is how the
+    # directory knows it is current when no Customer changes, so that stays well under the staleness limit.
+    informer = Informer(http, CUSTOMERS, directory, name="customers", watch_seconds=settings.directory_watch_seconds)
+    directory.clock = informer
+    informer.start()
     try:
         uvloop.run(serve(settings, directory))
     finally:
-        stop.set()
+        informer.stop()
 
 
 if __name__ == "__main__":

@@ -8,15 +8,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from clawhost_proxy.directory import TokenDirectory
 
 
-def admin_application(directory: TokenDirectory) -> web.Application:
-    """`/healthz`, `/readyz` and `/metrics`: for the kubelet and Prometheus, never for tenants."""
+def admin_application(directory: TokenDirectory, stale_seconds: float) -> web.Application:
+    """`/healthz`, `/readyz` and `/metrics`: for the kubelet and Prometheus, never for tenants.
+
+    Not ready until the token directory is listed, nor once it has not been known current for `stale_seconds`:
+    a directory the cluster has not confirmed lately may still honour revoked tokens (fail closed).
+    """
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
     async def readyz(_: web.Request) -> web.Response:
-        ready = directory.synced.is_set()
-        return web.json_response({"ready": ready}, status=200 if ready else 503)
+        stale = directory.seconds_since_sync() > stale_seconds
+        ready = directory.synced.is_set() and not stale
+        return web.json_response({"ready": ready, "stale": stale}, status=200 if ready else 503)
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

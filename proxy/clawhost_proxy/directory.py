@@ -1,21 +1,22 @@
-"""Which proxy token belongs to which customer: an in-memory map of token hashes fed by a watch of Customers."""
+"""Which proxy token belongs to which customer: an in-memory map of token hashes fed by the shared informer."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
-
-import kubernetes
+from typing import Any, Protocol
 
 from clawhost_api.customer import GROUP, PLURAL, VERSION, BillingStatus
 from clawhost_api.tiers import TierName
 
-logger = logging.getLogger("clawhost.proxy.directory")
 _SERVED_PHASES = {"Running", "Provisioning"}
+CUSTOMERS = f"/apis/{GROUP}/{VERSION}/{PLURAL}"
+
+
+class SyncClock(Protocol):
+    def seconds_since_sync(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,30 @@ def _entry(customer: dict[str, Any]) -> CustomerAuth | None:
 
 
 class TokenDirectory:
-    """hash → customer; replaced atomically per event, read lock-free on the hot path."""
+    """hash → customer; replaced atomically per event, read lock-free on the hot path.
+
+    A `Sink` of the shared informer (`clawhost_api.kube.Informer`), which is also its `clock`: how long since
+    the directory was last known to match the cluster.
+    """
 
     def __init__(self) -> None:
         self._by_hash: dict[str, CustomerAuth] = {}
         self._by_name: dict[str, str] = {}
         self._lock = threading.Lock()
         self.synced = threading.Event()
+        self.clock: SyncClock | None = None  # None: filled by hand (benchmarks), never stale
+
+    def seconds_since_sync(self) -> float:
+        return self.clock.seconds_since_sync() if self.clock is not None else 0.0
+
+    def listed(self, items: list[dict[str, Any]], resource_version: str) -> None:
+        self.replace_all(items)
+
+    def changed(self, event: str, obj: dict[str, Any]) -> None:
+        if event == "DELETED":
+            self.remove(obj["metadata"]["name"])
+        else:
+            self.upsert(obj)
 
     def upsert(self, customer: dict[str, Any]) -> None:
         entry = _entry(customer)
@@ -81,35 +99,3 @@ class TokenDirectory:
     @staticmethod
     def serves(entry: CustomerAuth) -> bool:
         return entry.phase in _SERVED_PHASES
-
-
-def watch_customers(directory: TokenDirectory, api: kubernetes.client.ApiClient, stop: threading.Event) -> None:
-    """LIST then WATCH from the list's resourceVersion; relist on expiry or error. Runs in a thread."""
-    custom = kubernetes.client.CustomObjectsApi(api)
-    while not stop.is_set():
-        try:
-            listing: Any = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
-            directory.replace_all(listing["items"])
-            version = listing["metadata"]["resourceVersion"]
-            stream = kubernetes.watch.Watch().stream(  # type: ignore[no-untyped-call]
-                custom.list_cluster_custom_object,
-                GROUP,
-                VERSION,
-                PLURAL,
-                resource_version=version,
-                timeout_seconds=60,
-                allow_watch_bookmarks=True,
-            )
-            for event in stream:
-                if stop.is_set():
-                    return
-                obj = event["object"]
-                if event["type"] == "ERROR":  # e.g. 410 Gone: our resourceVersion expired
-                    break
-                if event["type"] == "DELETED":
-                    directory.remove(obj["metadata"]["name"])
-                elif event["type"] in ("ADDED", "MODIFIED"):
-                    directory.upsert(obj)
-        except Exception as error:
-            logger.warning("customer watch restarting", extra={"error": type(error).__name__})
-            stop.wait(1)

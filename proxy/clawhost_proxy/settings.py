@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,7 +23,11 @@ class ProxySettings(BaseSettings):
     upstream_timeout_seconds: float = 120.0
     upstream_connect_timeout_seconds: float = 5.0
     redis_url: str = "redis://127.0.0.1:6379/0"
-    kubeconfig: Path | None = None
+    kubeconfig: Path | None = None  # unset: $KUBECONFIG, else in-cluster
+    # /readyz turns 503 when the token directory has not been known current (a listing, a watch open or an
+    # event) for this long: a revoked token works at most about this long after the cluster stops answering.
+    directory_stale_seconds: float = Field(default=120.0, gt=0)
+    directory_watch_seconds: int = Field(default=60, gt=0)
     max_body_bytes: int = 1_000_000
     requests_per_second: float = 10.0
     upgrade_url: str = "https://clawhost.dev/dashboard/billing"

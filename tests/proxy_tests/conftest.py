@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from clawhost_control_api.db.migrations import migrate
@@ -38,13 +41,21 @@ class RunningProxy:
     admin_url: str = ""  # probes and metrics
 
 
-def _proxy_kubeconfig(cluster: Cluster, directory: Path) -> Path:
+def apply_proxy_rbac(cluster: Cluster) -> None:
+    """The proxy's ServiceAccount and what it may do, as deployed."""
     cluster.kubectl("apply", "-f", str(REPO / "proxy" / "deploy" / "rbac.yaml"))
+
+
+def proxy_kubeconfig(cluster: Cluster, directory: Path, server: str | None = None) -> Path:
+    """A kubeconfig with a token of the proxy's ServiceAccount; `server` replaces the API server's address."""
+    apply_proxy_rbac(cluster)
     token = cluster.kubectl("create", "token", "token-proxy", "-n", "platform", "--duration=6h").stdout.strip()
     config = json.loads(cluster.kubectl("config", "view", "--raw", "-o", "json").stdout)
     config["users"] = [{"name": "proxy", "user": {"token": token}}]
     config["contexts"] = [{"name": "proxy", "context": {"cluster": config["clusters"][0]["name"], "user": "proxy"}}]
     config["current-context"] = "proxy"
+    if server is not None:
+        config["clusters"][0]["cluster"]["server"] = server
     path = directory / "proxy.kubeconfig"
     path.write_text(json.dumps(config))
     return path
@@ -58,21 +69,24 @@ def start_proxy(
     postgres: PostgresServer | None = None,
     **extra: str,
 ) -> RunningProxy:
-    """The proxy as a real subprocess (with the ledger flusher when `postgres` is given, migrated as deployed)."""
+    """The proxy as a real subprocess (with the ledger flusher when `postgres` is given, migrated as deployed). It
+    reaches the API server as its ServiceAccount: by a kubeconfig of its own unless `extra` names one or the
+    in-cluster variables."""
     if postgres is not None:
         migrate(postgres.dsn)  # the platform's migrations, which the control API applies in a deployment
     port, admin_port = free_port(), free_port()
     key_file = workdir / "upstream.key"
     key_file.write_text(UPSTREAM_KEY)
-    env = dict(
-        os.environ,
+    env = {key: value for key, value in os.environ.items() if key != "KUBECONFIG"}
+    if "CLAWHOST_PROXY_KUBECONFIG" not in extra and "KUBERNETES_SERVICE_HOST" not in extra:
+        env["CLAWHOST_PROXY_KUBECONFIG"] = str(proxy_kubeconfig(cluster, workdir))
+    env.update(
         CLAWHOST_PROXY_PORT=str(port),
         CLAWHOST_PROXY_ADMIN_PORT=str(admin_port),
         CLAWHOST_PROXY_HOST="127.0.0.1",
         CLAWHOST_PROXY_UPSTREAM_BASE_URL=upstream,
         CLAWHOST_PROXY_UPSTREAM_API_KEY_FILE=str(key_file),
         CLAWHOST_PROXY_REDIS_URL=redis.url,
-        CLAWHOST_PROXY_KUBECONFIG=str(_proxy_kubeconfig(cluster, workdir)),
         **({"CLAWHOST_PROXY_POSTGRES_DSN": postgres.dsn} if postgres is not None else {}),
         **extra,
     )
@@ -127,3 +141,37 @@ def customer(operator: OperatorProcess, customers: CustomerFactory, proxy: Runni
     name = customers.create(tier="starter")
     customers.wait_ready(name)
     return ProxyCustomer(name, proxy_token_of(customers, name))
+
+
+def status_of(url: str, token: str | None = None) -> int:
+    return httpx.get(url, headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=5).status_code
+
+
+def readiness(proxy: RunningProxy) -> int:
+    return status_of(f"{proxy.admin_url}/readyz")
+
+
+def knows_token(proxy: RunningProxy, token: str) -> bool:
+    """The proxy knows the token (what the upstream then says does not matter here)."""
+    return status_of(f"{proxy.url}/models", token) != 401
+
+
+def customer_with_token(cluster: Cluster, token: str) -> str:
+    """A Customer whose status publishes `token`'s hash, as the operator would (no operator needed here)."""
+    name = f"tok-{uuid.uuid4().hex[:8]}"
+    body = {
+        "apiVersion": "clawhost.dev/v1alpha1",
+        "kind": "Customer",
+        "metadata": {"name": name},
+        "spec": {"tier": "starter", "telegram": {"botTokenSecretRef": {"name": "x"}, "allowedUserIds": [1]}},
+    }
+    cluster.kubectl("create", "-f", "-", stdin=json.dumps(body))
+    publish_token(cluster, name, token)
+    return name
+
+
+def publish_token(cluster: Cluster, name: str, token: str) -> None:
+    status = {"phase": "Running", "proxyToken": {"hash": "sha256:" + hashlib.sha256(token.encode()).hexdigest()}}
+    cluster.kubectl(
+        "patch", "customer", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": status})
+    )
