@@ -174,64 +174,132 @@ def test_forged_and_stale_events_are_rejected(
     assert row == (0,)
 
 
-def test_replay_1000_shuffled_duplicated_events_matches_in_order(
+def test_replay_1000_shuffled_duplicated_events_matches_the_histories(
     cluster_client: TestClient, customer_crd: Cluster
 ) -> None:
     rng = random.Random(11)
     start = int(time.time()) - 4 * se.MONTH
-    histories: dict[str, list[dict[str, Any]]] = {}
+    histories: dict[str, se.Lifecycle] = {}
     total = 0
     while total < 600:
         name = _new_customer(customer_crd, tier="starter")
         histories[name] = se.lifecycle(rng, name, PRICES, start)
-        total += len(histories[name])
-    events = [e for evs in histories.values() for e in evs]
+        total += len(histories[name].events)
+    events = [e for history in histories.values() for e in history.events]
     noisy = events + [rng.choice(events) for _ in range(1000 - len(events))]
     rng.shuffle(noisy)
     assert len(noisy) >= 1000
     for event in noisy:
         assert _post(cluster_client, event) == 200
-    price_tier = {v: k for k, v in PRICES.items()}
     for name, history in histories.items():
-        expected = _in_order(history, price_tier)
+        # What the generator wrote down while making the history (no code shared with the app's fold).
         live = _get(customer_crd, name)
-        assert live["status"]["billing"]["state"] == expected["state"], name
-        assert live["status"]["billing"]["paidTier"] == expected["tier"], name
-        assert live["status"]["billing"]["lastEventId"] == expected["last"], name
-        assert live["spec"]["tier"] == expected["tier"], name
+        billing = live["status"]["billing"]
+        assert (billing["state"], billing["paidTier"], billing["lastEventId"]) == (
+            history.state,
+            history.paid_tier,
+            history.last_id,
+        ), name
+        assert live["spec"]["tier"] == history.paid_tier, name
 
 
-def _in_order(history: list[dict[str, Any]], price_tier: dict[str, str]) -> dict[str, Any]:
-    """An independent, naive reading of one chronological history (no shared code with the app)."""
-    state: str | None = None
-    tier: str | None = None
-    pending: tuple[str, int] | None = None
-    order = ["starter", "pro", "team"]
-    for event in sorted(history, key=lambda e: e["created"]):
-        obj = event["data"]["object"]
-        if state == "canceled":
-            break
-        if event["type"] == "checkout.session.completed":
-            state, tier = "active", obj["metadata"]["tier"]
-        elif event["type"] == "invoice.paid":
-            state = "active"
-            if pending and obj["lines"]["data"][0]["period"]["start"] >= pending[1]:
-                tier, pending = pending[0], None
-        elif event["type"] == "invoice.payment_failed":
-            state = "past_due"
-        elif event["type"] == "customer.subscription.updated":
-            state = obj["status"]
-            new = price_tier[obj["items"]["data"][0]["price"]["id"]]
-            if tier is None or order.index(new) > order.index(tier):
-                tier, pending = new, None
-            elif order.index(new) < order.index(tier):
-                pending = (new, obj["items"]["data"][0]["current_period_end"])
-            else:
-                pending = None
-        elif event["type"] == "customer.subscription.deleted":
-            state = "canceled"
-    last = max(history, key=lambda e: e["created"])
-    return {"state": state, "tier": tier, "last": last["id"]}
+def _burst(client: TestClient, cluster: Cluster, events: list[dict[str, Any]], *orders: list[int]) -> list[str]:
+    """Deliver the same events in each arrival order, each time to a fresh Customer; the states they end in."""
+    outcomes = []
+    for order in orders:
+        name = _new_customer(cluster)
+        for index in order:
+            raw = json.dumps(events[index])
+            event = json.loads(
+                raw.replace("CUSTOMER", name).replace("cus_X", f"cus_{name}").replace("sub_X", f"sub_{name}")
+            )
+            event["id"] = f"{event['id']}_{name}"
+            assert _post(client, event) == 200
+        live = _get(cluster, name)
+        billing = live["status"]["billing"]
+        assert billing["subscriptionId"] == f"sub_{name}"
+        assert billing["paidTier"] == "pro"
+        outcomes.append(billing["state"])
+    return outcomes
+
+
+def _sub(kind: str, at: int, status: str) -> dict[str, Any]:
+    return se.subscription(kind, at, "CUSTOMER", "cus_X", "sub_X", status, PRICES["pro"], at, at + se.MONTH)
+
+
+def _inv(kind: str, at: int) -> dict[str, Any]:
+    return se.invoice(kind, at, "CUSTOMER", "cus_X", "sub_X", at, at + se.MONTH)
+
+
+def test_stripe_bursts_within_one_second(cluster_client: TestClient, customer_crd: Cluster) -> None:
+    t = int(time.time()) - 3600
+    checkout = se.checkout_completed(t - 100, "CUSTOMER", "cus_X", "sub_X", "pro")
+    # The final retry fails: the invoice and the subscription going unpaid carry the same second.
+    final_retry = [checkout, _inv("invoice.payment_failed", t), _sub("customer.subscription.updated", t, "unpaid")]
+    assert _burst(cluster_client, customer_crd, final_retry, [0, 1, 2], [0, 2, 1]) == ["unpaid", "unpaid"]
+    # Checkout and its first invoice: session, incomplete subscription, paid invoice, active subscription.
+    first = [
+        se.checkout_completed(t, "CUSTOMER", "cus_X", "sub_X", "pro"),
+        _sub("customer.subscription.created", t, "incomplete"),
+        _inv("invoice.paid", t),
+        _sub("customer.subscription.updated", t, "active"),
+    ]
+    assert _burst(cluster_client, customer_crd, first, [0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]) == ["active"] * 3
+    # A trial: the session needs no payment, its 0.00 invoice is paid, the subscription is trialing.
+    trial = [
+        se.checkout_completed(t, "CUSTOMER", "cus_X", "sub_X", "pro", paid=False),
+        _inv("invoice.paid", t),
+        _sub("customer.subscription.created", t, "trialing"),
+    ]
+    assert _burst(cluster_client, customer_crd, trial, [0, 1, 2], [2, 1, 0]) == ["trialing", "trialing"]
+    # Paused: the subscription's pause and update in one second, a stray failed invoice after them.
+    paused = [
+        checkout,
+        _sub("customer.subscription.paused", t, "paused"),
+        _sub("customer.subscription.updated", t, "paused"),
+        _inv("invoice.payment_failed", t + 1),
+    ]
+    assert _burst(cluster_client, customer_crd, paused, [0, 1, 2, 3], [3, 2, 0, 1]) == ["paused", "paused"]
+    # Cancelled at period end: the last update and the deletion in one second, a final invoice beside them.
+    cancel = [
+        checkout,
+        _sub("customer.subscription.updated", t - 50, "active"),
+        _inv("invoice.paid", t),
+        _sub("customer.subscription.updated", t, "canceled"),
+        _sub("customer.subscription.deleted", t, "canceled"),
+    ]
+    assert _burst(cluster_client, customer_crd, cancel, [0, 1, 2, 3, 4], [4, 3, 2, 1, 0]) == ["canceled", "canceled"]
+
+
+def test_a_second_checkouts_subscription_does_not_fight_the_first(
+    cluster_client: TestClient, customer_crd: Cluster
+) -> None:
+    name = _new_customer(customer_crd, tier="pro")
+    t, end = int(time.time()) - 600, int(time.time()) + se.MONTH
+    sub1, sub2 = f"sub_1{name}", f"sub_2{name}"
+    first = [
+        se.checkout_completed(t, name, "cus_first", sub1, "pro"),
+        se.subscription(
+            "customer.subscription.updated", t + 1, name, "cus_first", sub1, "active", PRICES["pro"], t, end
+        ),
+    ]
+    # Opened in a second tab before the first completed: another Stripe customer and subscription.
+    second = [
+        se.checkout_completed(t + 5, name, "cus_second", sub2, "team"),
+        se.subscription(
+            "customer.subscription.updated", t + 6, name, "cus_second", sub2, "active", PRICES["team"], t, end
+        ),
+        se.subscription(
+            "customer.subscription.deleted", t + 60, name, "cus_second", sub2, "canceled", PRICES["team"], t, end
+        ),
+    ]
+    for event in [first[0], second[0], second[1], first[1], second[2]]:
+        assert _post(cluster_client, event) == 200
+    live = _get(customer_crd, name)
+    billing = live["status"]["billing"]
+    assert (billing["state"], billing["subscriptionId"], billing["customerId"]) == ("active", sub1, "cus_first")
+    assert billing["paidTier"] == "pro"
+    assert live["spec"]["tier"] == "pro", "the ignored subscription's tier is not applied"
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,8 @@ from clawhost_api.kube import KubeError
 from clawhost_api.tiers import TierName
 from clawhost_control_api.billing.events import fold
 from clawhost_control_api.kube.client import BILLING_MANAGER, KubeClient
+
+log = logging.getLogger(__name__)
 
 
 def customer_name_of(obj: dict[str, Any]) -> str | None:
@@ -73,16 +76,33 @@ def _billing_json(billing: BillingStatus) -> dict[str, Any]:
 async def sync_customer(
     pool: AsyncConnectionPool, kube: KubeClient, stripe_customer: str, price_tiers: dict[str, TierName]
 ) -> bool:
-    """Fold all of a Stripe customer's events and apply the result to its Customer. True when it changed."""
+    """Fold all events of every Stripe customer mapped to this one's Customer and apply the result.
+
+    One fold per Customer: a second checkout (another Stripe customer, another subscription) is folded
+    together with the first, where the fold ignores it while the first is live, instead of being a
+    second fold that writes status.billing over the first's. True when the Customer changed.
+    """
     name = await customer_for(pool, stripe_customer)
     if name is None:
         return False  # kept; folded once the checkout event naming the Customer arrives
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (stripe_customer,))
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"customer:{name}",))
         rows = await (
-            await conn.execute("SELECT id, payload FROM stripe_events WHERE stripe_customer = %s", (stripe_customer,))
+            await conn.execute(
+                "SELECT id, payload FROM stripe_events WHERE stripe_customer IN"
+                " (SELECT stripe_customer FROM stripe_customers WHERE customer_name = %s)",
+                (name,),
+            )
         ).fetchall()
         folded = fold([row[1] for row in rows], price_tiers)
+        if folded.ignored:
+            log.warning(
+                "Customer %s: %d Stripe event(s) of a subscription other than its live %s ignored (last %s)",
+                name,
+                len(folded.ignored),
+                folded.billing.subscription_id,
+                folded.ignored[-1],
+            )
         ids = [row[0] for row in rows]
         mark_synced = "UPDATE stripe_events SET synced = true WHERE id = ANY(%s) AND NOT synced"
         try:

@@ -11,6 +11,7 @@ from clawhost_api.tiers import TierName
 from clawhost_control_api.api.deps import CurrentUser, State
 from clawhost_control_api.api.errors import responses
 from clawhost_control_api.api.routes.agent import owned_customer
+from clawhost_control_api.billing.events import SUBSCRIPTION_ENDED
 
 router = APIRouter(tags=["billing"])
 
@@ -40,6 +41,15 @@ async def create_checkout(body: CheckoutRequest, user: CurrentUser, state: State
     customer = Customer.model_validate(owned_customer(state, user))
     if customer.spec.billing.mode != "stripe":
         raise HTTPException(status.HTTP_409_CONFLICT, detail="this agent is not billed through Stripe")
+    billing = customer.status.billing
+    if billing is not None and billing.state not in SUBSCRIPTION_ENDED:
+        # A second subscription would be charged beside the first; changing tier, card or cancelling
+        # is the portal's job on the subscription that exists.
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"this agent already has a {billing.state} subscription: manage it in the billing portal"
+            " (POST /billing/portal)",
+        )
     tier = body.tier or customer.spec.tier
     price = state.settings.stripe_price_ids.get(tier)
     if not price:
@@ -53,7 +63,12 @@ async def create_checkout(body: CheckoutRequest, user: CurrentUser, state: State
                 "mode": "subscription",
                 "line_items": [{"price": price, "quantity": 1}],
                 "client_reference_id": name,
-                "customer_email": user.email,
+                # A returning subscriber stays one Stripe customer (one history, one fold).
+                **(
+                    {"customer": billing.customer_id}
+                    if billing and billing.customer_id
+                    else {"customer_email": user.email}
+                ),
                 "metadata": metadata,
                 "subscription_data": {"metadata": metadata},
                 "success_url": f"{base}/dashboard?checkout=success",
