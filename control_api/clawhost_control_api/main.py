@@ -13,13 +13,19 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from clawhost_control_api.api.body_limit import BodyLimit
+from clawhost_control_api.api.rate_limits import RateLimiter
 from clawhost_control_api.api.routes import agent, auth, billing, usage, webhooks
+from clawhost_control_api.api.routes.webhooks import STRIPE_WEBHOOK_PATH
 from clawhost_control_api.api.state import AppState
 from clawhost_control_api.core.config import Settings, get_settings
+from clawhost_control_api.core.errors import ApiError
+from clawhost_control_api.core.passwords import PasswordHashing
 from clawhost_control_api.core.security import KeyPair, TokenIssuer
 from clawhost_control_api.db.migrations import migrate
 from clawhost_control_api.kube.cache import CustomerCache
 from clawhost_control_api.kube.client import KubeClient
+from clawhost_control_api.metrics import Metrics, MetricsServer, RequestMetrics
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,16 +50,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache = CustomerCache(kube) if kube is not None else None
         if cache is not None:
             await cache.start()
-        app.state.clawhost = AppState(settings=config, pool=pool, issuer=issuer, kube=kube, cache=cache, redis=redis)
+        passwords = PasswordHashing(config.hashing_concurrency, config.hashing_queue)
+        metrics_server = (
+            MetricsServer.start(metrics, config.host, config.metrics_port) if config.metrics_port is not None else None
+        )
+        app.state.metrics_port = metrics_server.port if metrics_server else None
+        app.state.clawhost = AppState(
+            settings=config,
+            pool=pool,
+            issuer=issuer,
+            kube=kube,
+            cache=cache,
+            redis=redis,
+            passwords=passwords,
+            limiter=RateLimiter(redis, config, metrics),
+            metrics=metrics,
+        )
         try:
             yield
         finally:
+            if metrics_server is not None:
+                metrics_server.stop()
+            passwords.close()
             if cache is not None:
                 await cache.stop()
             await redis.aclose()
             await pool.close()
 
+    metrics = Metrics()
     app = FastAPI(title="clawhost control API", version="0.1.0", lifespan=lifespan)
+    # The last added runs first: every request is counted, the ones refused for their size included.
+    app.add_middleware(
+        BodyLimit, default=config.max_body_bytes, per_path={STRIPE_WEBHOOK_PATH: config.webhook_max_body_bytes}
+    )
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(auth.router)
     app.include_router(webhooks.router)
     app.include_router(agent.router)
@@ -68,6 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for e in error.errors()
         ]
         return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(ApiError)
+    async def answer(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, __: Exception) -> JSONResponse:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from clawhost_api.customer import PLATFORM_NAMESPACE
 from clawhost_control_api.core.config import Settings
 from clawhost_control_api.main import create_app
+from clawhost_localcluster.control_api_process import ControlApiProcess, StartApi
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.pki import JwtKeys, write_jwt_keys
+from clawhost_localcluster.processes import ManagedProcess, free_port, wait_until
 from clawhost_localcluster.stripe_mock import StripeMock, running_stripe_mock
 
 
@@ -55,6 +61,8 @@ def settings(database_url: str, redis_url: str, jwt_keys: JwtKeys) -> Settings:
         redis_url=redis_url,
         jwt_private_key_file=jwt_keys.private_file,
         jwt_public_key_file=jwt_keys.public_file,
+        metrics_port=0,  # any free port: tests run many apps side by side
+        rate_limit_key_prefix=f"test:{uuid.uuid4().hex[:12]}",  # tests share one Redis, not their counters
     )
 
 
@@ -102,7 +110,7 @@ def cluster_settings(settings: Settings, api_kubeconfig: Path) -> Settings:
     return settings.model_copy(
         update={
             "kubeconfig": api_kubeconfig,
-            "stripe_webhook_secret": WEBHOOK_SECRET,
+            "stripe_webhook_secret": SecretStr(WEBHOOK_SECRET),
             "stripe_price_ids": PRICES,
         }
     )
@@ -123,6 +131,47 @@ def stripe_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StripeMock
 @pytest.fixture
 def stripe_client_app(cluster_settings: Settings, stripe_mock: StripeMock) -> Iterator[TestClient]:
     """The app with every outgoing Stripe call going to stripe-mock."""
-    settings = cluster_settings.model_copy(update={"stripe_api_key": "sk_test_123", "stripe_api_base": stripe_mock.url})
+    settings = cluster_settings.model_copy(
+        update={"stripe_api_key": SecretStr("sk_test_123"), "stripe_api_base": stripe_mock.url}
+    )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def start_api(database_url: str, redis_url: str, jwt_keys: JwtKeys, tmp_path: Path) -> Iterator[StartApi]:
+    """Start the control API process with extra CLAWHOST_API_* variables; all are stopped after the test."""
+    started: list[ManagedProcess] = []
+
+    def start(wait: bool = True, **extra: str) -> ControlApiProcess:
+        port, metrics_port = free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAWHOST_API_", "KUBERNETES_"))}
+        env.update(
+            CLAWHOST_API_DATABASE_URL=database_url,
+            CLAWHOST_API_REDIS_URL=redis_url,
+            CLAWHOST_API_JWT_PRIVATE_KEY_FILE=str(jwt_keys.private_file),
+            CLAWHOST_API_JWT_PUBLIC_KEY_FILE=str(jwt_keys.public_file),
+            CLAWHOST_API_HOST="127.0.0.1",
+            CLAWHOST_API_PORT=str(port),
+            CLAWHOST_API_METRICS_PORT=str(metrics_port),
+            CLAWHOST_API_RATE_LIMIT_KEY_PREFIX=f"test:{uuid.uuid4().hex[:12]}",
+        )
+        env.update({f"CLAWHOST_API_{k.upper()}": v for k, v in extra.items()})
+        process = ManagedProcess(
+            "control-api", [sys.executable, "-m", "clawhost_control_api"], tmp_path / f"api-{port}.log", env=env
+        )
+        process.start()
+        started.append(process)
+        api = ControlApiProcess(port, metrics_port, process)
+        if wait:
+            wait_until(
+                "the control API to serve",
+                lambda: httpx.get(f"{api.url}/.well-known/jwks.json", timeout=2).status_code == 200,
+                timeout=60,
+                process=process,
+            )
+        return api
+
+    yield start
+    for process in started:
+        process.stop()

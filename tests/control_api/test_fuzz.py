@@ -21,7 +21,7 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
-from clawhost_control_api.core.config import Settings
+from clawhost_control_api.core.config import RateLimit, Settings
 from clawhost_control_api.main import create_app
 from clawhost_localcluster.processes import free_port
 from clawhost_localcluster.stripe_mock import StripeMock
@@ -98,6 +98,14 @@ def fuzz_target(
         stripe_api_base=stripe_mock.url,
         stripe_webhook_secret=WEBHOOK_SECRET,
         stripe_price_ids=PRICES,
+        metrics_port=None,
+        rate_limit_key_prefix=f"test:{uuid.uuid4().hex[:12]}",
+        # The fuzzer signs in hundreds of times from one address; test_limits covers the limits.
+        **{
+            f"{action}_per_{scope}": RateLimit(count=100_000, seconds=60)
+            for action in ("login", "signup", "refresh")
+            for scope in ("ip", "account")
+        },
     )
     with LiveServer(create_app(config)) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         owner = _login(client)

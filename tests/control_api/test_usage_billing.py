@@ -93,3 +93,26 @@ def test_checkout_without_configured_price_is_a_clear_error(
     response = cluster_client.post("/billing/checkout", headers=auth, json={})
     assert response.status_code == 503
     assert "Stripe" in response.json()["detail"]
+
+
+def test_a_second_checkout_while_subscribed_is_refused(stripe_client_app: TestClient, customer_crd: Cluster) -> None:
+    auth, name = _agent(stripe_client_app, "starter")
+    assert stripe_client_app.post("/billing/checkout", headers=auth, json={}).status_code == 201
+
+    def set_state(state: str) -> None:
+        billing = {"customerId": "cus_mock", "subscriptionId": "sub_mock", "state": state}
+        patch = json.dumps({"status": {"billing": billing}})
+        customer_crd.kubectl("patch", "customer", name, "--subresource=status", "--type=merge", "-p", patch)
+
+    def checkout_status() -> int:
+        return stripe_client_app.post("/billing/checkout", headers=auth, json={"tier": "team"}).status_code
+
+    for state in ("active", "past_due", "unpaid", "trialing", "paused", "incomplete"):
+        set_state(state)
+        eventually(lambda: checkout_status() == 409, timeout=20, what=f"checkout refused while {state}")
+    refused = stripe_client_app.post("/billing/checkout", headers=auth, json={"tier": "team"})
+    assert refused.headers["content-type"] == "application/json"
+    assert "/billing/portal" in refused.json()["detail"]
+    # Once that subscription has ended, checking out again is allowed (as the same Stripe customer).
+    set_state("canceled")
+    eventually(lambda: checkout_status() == 201, timeout=20, what="checkout allowed after cancellation")

@@ -24,12 +24,14 @@ _DESCRIPTIONS = {
     401: "Missing, invalid, expired or revoked token",
     404: "Not found (for agent routes: you have no agent yet)",
     409: "Conflicts with the current state",
+    413: "Request body too large",
     422: "Invalid input",
+    429: "Too many requests: retry after the Retry-After header's seconds",
     502: "The cluster or Stripe refused the change",
-    503: "A dependency is not configured",
+    503: "A dependency is not configured or busy (retry after Retry-After when given)",
 }
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for these error codes, each with the ErrorBody schema."""
-    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+    """OpenAPI `responses` for these error codes (and 413: every route limits its body), each an ErrorBody."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in sorted({*codes, 413})}

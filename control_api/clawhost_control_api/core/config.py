@@ -1,12 +1,22 @@
-"""Typed settings of the control API, read once from the environment (prefix CLAWHOST_API_)."""
+"""Typed settings of the control API, read once from the environment (prefix CLAWHOST_API_) at start."""
 
 from __future__ import annotations
 
 from functools import cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clawhost_control_api.core.errors import SettingsError
+
+
+class RateLimit(BaseModel):
+    """At most `count` requests per `seconds` (a fixed window per key in Redis)."""
+
+    count: int = Field(gt=0)
+    seconds: int = Field(gt=0)
 
 
 class Settings(BaseSettings):
@@ -23,18 +33,50 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     db_pool_max: int = Field(default=10, ge=1)
     kubeconfig: Path | None = Field(default=None, description="Unset: in-cluster ServiceAccount credentials.")
-    stripe_api_key: str = ""
+    stripe_api_key: SecretStr = SecretStr("")
     stripe_api_base: str = "https://api.stripe.com"
-    stripe_webhook_secret: str = ""
-    stripe_webhook_tolerance_seconds: int = 300
+    stripe_webhook_secret: SecretStr = SecretStr("")
+    stripe_webhook_tolerance_seconds: int = Field(
+        default=300, gt=0, description="Replay window of a webhook signature; 0 would turn the check off."
+    )
     stripe_price_ids: dict[str, str] = Field(
         default_factory=dict, description='Tier name -> Stripe price id, e.g. {"pro": "price_..."}.'
     )
     public_url: str = "http://localhost:8000"
     host: str = "0.0.0.0"  # noqa: S104 - a server inside a pod listens on all interfaces
     port: int = 8000
+    metrics_port: int | None = Field(
+        default=9090, ge=0, lt=65536, description="/metrics on its own port (0: any free port; unset: none)."
+    )
+    max_body_bytes: int = Field(default=16 * 1024, gt=0, description="Largest request body on every route.")
+    webhook_max_body_bytes: int = Field(default=64 * 1024, gt=0, description="Largest Stripe webhook body.")
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list, description="Peers whose X-Forwarded-For is believed (the ingress's addresses)."
+    )
+    hashing_concurrency: int = Field(default=2, ge=1, description="argon2 hashes at once (64 MiB each).")
+    hashing_queue: int = Field(default=16, ge=0, description="Requests waiting for a hash before 503.")
+    rate_limit_key_prefix: str = Field(
+        default="clawhost:control-api:ratelimit", description="Redis key prefix of the sign-in rate limits."
+    )
+    login_per_ip: RateLimit = RateLimit(count=30, seconds=60)
+    login_per_account: RateLimit = RateLimit(count=10, seconds=900)
+    signup_per_ip: RateLimit = RateLimit(count=10, seconds=3600)
+    signup_per_account: RateLimit = RateLimit(count=5, seconds=3600)
+    refresh_per_ip: RateLimit = RateLimit(count=60, seconds=60)
+    refresh_per_account: RateLimit = RateLimit(count=30, seconds=60)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a SettingsError naming each bad variable (never its value)."""
+    try:
+        return Settings()  # type: ignore[call-arg]  # filled from the environment
+    except ValidationError as error:
+        problems = "; ".join(
+            f"CLAWHOST_API_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise SettingsError(f"invalid control API settings: {problems}") from None
 
 
 @cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # filled from the environment
+    return load_settings()

@@ -1,59 +1,25 @@
-"""Password hashing (argon2id) and RS256 JWTs: signing, strict verification and the JWKS document."""
+"""RS256 JWTs: signing, strict verification and the JWKS document."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+from clawhost_control_api.core.errors import ControlApiError
 
 TokenType = Literal["access", "refresh"]
 ALGORITHM = "RS256"
 
-_hasher = PasswordHasher()
 
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(stored_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-
-
-@cache
-def _decoy_hash() -> str:
-    return _hasher.hash(uuid.uuid4().hex)
-
-
-# argon2 is deliberately slow (~0.1-0.5 s of CPU): run it in a worker thread so one login never
-# stalls every other request on the event loop.
-async def hash_password_async(password: str) -> str:
-    return await asyncio.to_thread(hash_password, password)
-
-
-async def verify_password_async(stored_hash: str | None, password: str) -> bool:
-    """Verify against `stored_hash`; without one, spend the same time on a decoy (no user-enumeration timing)."""
-    if stored_hash is None:
-        await asyncio.to_thread(verify_password, _decoy_hash(), password)
-        return False
-    return await asyncio.to_thread(verify_password, stored_hash, password)
-
-
-class InvalidTokenError(Exception):
+class InvalidTokenError(ControlApiError):
     """A token that is malformed, badly signed, expired or meant for someone else."""
 
 

@@ -9,6 +9,8 @@ from datetime import datetime
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from clawhost_control_api.core.errors import ControlApiError
+
 
 @dataclass(frozen=True)
 class User:
@@ -18,11 +20,11 @@ class User:
     customer_name: str | None
 
 
-class EmailTakenError(Exception):
+class EmailTakenError(ControlApiError):
     pass
 
 
-class RefreshRejectedError(Exception):
+class RefreshRejectedError(ControlApiError):
     """Unknown, expired, revoked or already-used refresh token (reuse revokes its whole family)."""
 
 

@@ -8,6 +8,8 @@ from importlib import resources
 
 import psycopg
 
+from clawhost_control_api.core.errors import ControlApiError
+
 _LOCK_ID = 0x636C6177  # "claw": one migrator at a time across replicas
 
 
@@ -21,7 +23,7 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-class MigrationError(RuntimeError):
+class MigrationError(ControlApiError, RuntimeError):
     """The database's recorded history does not match the migrations shipped with this build."""
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
+from clawhost_control_api.api.client_ip import client_ip
 from clawhost_control_api.api.deps import CurrentUser, State
 from clawhost_control_api.api.errors import responses
 from clawhost_control_api.api.state import AppState
-from clawhost_control_api.core.security import InvalidTokenError, hash_password_async, verify_password_async
+from clawhost_control_api.core.errors import BusyError
+from clawhost_control_api.core.security import InvalidTokenError
 from clawhost_control_api.db import accounts
 
 router = APIRouter(tags=["auth"])
@@ -51,20 +53,34 @@ def _user_out(user: accounts.User) -> UserOut:
     return UserOut(id=user.id, email=user.email, customer_name=user.customer_name)
 
 
-@router.post("/auth/signup", status_code=status.HTTP_201_CREATED, responses=responses(400, 409, 422))
-async def signup(body: Credentials, state: State) -> UserOut:
+def _ip(request: Request, state: AppState) -> str:
+    return client_ip(request, state.settings.trusted_proxies)
+
+
+@router.post("/auth/signup", status_code=status.HTTP_201_CREATED, responses=responses(400, 409, 422, 429, 503))
+async def signup(body: Credentials, request: Request, state: State) -> UserOut:
     email = body.email.strip().lower()
+    await state.limiter.check("signup", _ip(request, state), email)
     try:
-        user = await accounts.create_user(state.pool, email, await hash_password_async(body.password))
+        user = await accounts.create_user(state.pool, email, await state.passwords.hash(body.password))
     except accounts.EmailTakenError:
         raise HTTPException(status.HTTP_409_CONFLICT, detail="an account with this email exists") from None
     return _user_out(user)
 
 
-@router.post("/auth/login", responses=responses(400, 401, 422))
-async def login(body: LoginRequest, state: State) -> TokenPair:
-    user = await accounts.find_user_by_email(state.pool, body.email.strip().lower())
-    if not await verify_password_async(user.password_hash if user else None, body.password) or user is None:
+@router.post("/auth/login", responses=responses(400, 401, 422, 429, 503))
+async def login(body: LoginRequest, request: Request, state: State) -> TokenPair:
+    email = body.email.strip().lower()
+    # Limits first: a refused attempt costs a Redis round trip, never an argon2 hash.
+    await state.limiter.check("login", _ip(request, state), email)
+    user = await accounts.find_user_by_email(state.pool, email)
+    try:
+        verified = await state.passwords.verify(user.password_hash if user else None, body.password)
+    except BusyError:
+        state.metrics.logins_refused.labels(reason="busy").inc()
+        raise
+    if not verified or user is None:
+        state.metrics.logins_refused.labels(reason="wrong_credentials").inc()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="wrong email or password")
     refresh = state.issuer.issue(str(user.id), "", "refresh")
     session_id = await accounts.open_session(state.pool, user.id, refresh.token_id, refresh.expires_at)
@@ -91,9 +107,11 @@ def _refresh_claims(state: AppState, token: str) -> tuple[uuid.UUID, uuid.UUID, 
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="invalid refresh token") from None
 
 
-@router.post("/auth/refresh", responses=responses(400, 401, 422))
-async def refresh(body: RefreshRequest, state: State) -> TokenPair:
+@router.post("/auth/refresh", responses=responses(400, 401, 422, 429))
+async def refresh(body: RefreshRequest, request: Request, state: State) -> TokenPair:
+    await state.limiter.check("refresh", _ip(request, state))
     user_id, session_id, old_jti = _refresh_claims(state, body.refresh_token)
+    await state.limiter.check_account("refresh", str(user_id))
     new = state.issuer.issue(str(user_id), str(session_id), "refresh")
     try:
         await accounts.rotate_refresh(state.pool, session_id, old_jti, new.token_id, new.expires_at)

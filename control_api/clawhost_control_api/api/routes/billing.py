@@ -27,10 +27,12 @@ class SessionUrl(BaseModel):
 
 def stripe_client(state: State) -> stripe.StripeClient:
     settings = state.settings
-    if not settings.stripe_api_key:
+    if not settings.stripe_api_key.get_secret_value():
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="Stripe is not configured")
     return stripe.StripeClient(
-        settings.stripe_api_key, base_addresses={"api": settings.stripe_api_base}, max_network_retries=2
+        settings.stripe_api_key.get_secret_value(),
+        base_addresses={"api": settings.stripe_api_base},
+        max_network_retries=2,
     )
 
 
