@@ -46,7 +46,8 @@ from fastapi import FastAPI, HTTPException, status
 from clawhost_api.customer import PLATFORM_NAMESPACE
 from clawhost_control_api.api.deps import CurrentUser, Kube
 from clawhost_control_api.api.routes.agent import AgentView, view_of
-from clawhost_control_api.core.security import KeyPair, TokenIssuer, hash_password
+from clawhost_control_api.core.passwords import hash_password
+from clawhost_control_api.core.security import KeyPair, TokenIssuer
 from clawhost_control_api.db.migrations import migrate
 from clawhost_control_api.main import create_app
 from clawhost_localcluster.environment import Environment, local_environment

@@ -19,6 +19,7 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
+from pydantic import SecretStr
 from schemathesis import GenerationMode, checks
 
 from clawhost_control_api.core.config import RateLimit, Settings
@@ -33,6 +34,7 @@ TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 WEBHOOK_SECRET = "whsec_test_controlapi"
 PRICES = {"starter": "price_starter_test", "pro": "price_pro_test", "team": "price_team_test"}
 MAX_EXAMPLES = 30
+ROOMY = RateLimit(count=100_000, seconds=60)
 _TRACE_MARKERS = ("Traceback (most recent call last)", 'File "/', "psycopg.", "Error at 0x")
 
 
@@ -94,18 +96,19 @@ def fuzz_target(
         jwt_private_key_file=jwt_keys.private_file,
         jwt_public_key_file=jwt_keys.public_file,
         kubeconfig=api_kubeconfig,
-        stripe_api_key="sk_test_123",
+        stripe_api_key=SecretStr("sk_test_123"),
         stripe_api_base=stripe_mock.url,
-        stripe_webhook_secret=WEBHOOK_SECRET,
+        stripe_webhook_secret=SecretStr(WEBHOOK_SECRET),
         stripe_price_ids=PRICES,
         metrics_port=None,
         rate_limit_key_prefix=f"test:{uuid.uuid4().hex[:12]}",
         # The fuzzer signs in hundreds of times from one address; test_limits covers the limits.
-        **{
-            f"{action}_per_{scope}": RateLimit(count=100_000, seconds=60)
-            for action in ("login", "signup", "refresh")
-            for scope in ("ip", "account")
-        },
+        login_per_ip=ROOMY,
+        login_per_account=ROOMY,
+        signup_per_ip=ROOMY,
+        signup_per_account=ROOMY,
+        refresh_per_ip=ROOMY,
+        refresh_per_account=ROOMY,
     )
     with LiveServer(create_app(config)) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         owner = _login(client)
