@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-import kopf
+import logging
+import signal
+import threading
 
 from clawhost_api.logs import configure_logging
-from clawhost_operator import handlers
+from clawhost_operator.controller import Operator
+from clawhost_operator.settings import OperatorSettings
+
+logger = logging.getLogger("clawhost.operator")
 
 
 def main() -> None:
-    configure_logging(quiet=["kopf"])
-    settings = handlers.SETTINGS
-    kopf.run(
-        standalone=True,
-        clusterwide=True,
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
-    )
+    configure_logging()
+    operator = Operator.from_settings(OperatorSettings())
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    operator.start()
+    stop.wait()
+    logger.info("stopping")
+    operator.stop()
 
 
 if __name__ == "__main__":

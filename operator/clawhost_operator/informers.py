@@ -1,4 +1,5 @@
-"""Caches of the children the operator owns, one shared LIST + WATCH informer (`clawhost_api.kube`) per kind.
+"""Caches of the Customers and the children the operator owns, one shared LIST + WATCH informer (`clawhost_api.kube`)
+per kind.
 
 Why not kopf's watches: kopf runs every event of every watched object through its handler machinery
 (cause detection, a deep copy of the body for its diff base, one handler invocation per index and per
@@ -24,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from clawhost_api.customer import LABEL_CUSTOMER, LABEL_MANAGED_BY, namespace_for
+from clawhost_api.customer import GROUP, LABEL_CUSTOMER, LABEL_MANAGED_BY, PLURAL, VERSION, namespace_for
 from clawhost_api.kube import Informer, KubeHttp
 from clawhost_operator.children import (
     GATEWAY_NAME,
@@ -58,8 +59,9 @@ READINESS_FIELDS = ("observedGeneration", "readyReplicas", "updatedReplicas", "r
 def essential(obj: Obj, status: str) -> tuple[bytes, bytes]:
     """What reconciles read of a child, as compact JSON bytes without the resourceVersion, and its significance.
 
-    `status`: "none" drops it (namespace phase, quota usage: no reconcile reads them), "readiness" keeps the
-    Deployment fields readiness is judged by. Two versions that differ only in what is dropped are equal.
+    `status`: "none" drops it (namespace phase, quota usage: no reconcile reads them), "all" keeps it whole (a
+    Customer's: reconciles read its billing and previous status), "readiness" keeps the Deployment fields
+    readiness is judged by. Two versions that differ only in what is dropped are equal.
     The significance is what a change must alter to be worth a reconcile: the essence itself, except that of
     a Deployment's status only the verdict counts (Ready or not when it should run, pods or none when it
     should not). On its way to Ready a new Deployment's status changes 3-4 times; only the last of them
@@ -74,6 +76,8 @@ def essential(obj: Obj, status: str) -> tuple[bytes, bytes]:
             kept["metadata"]["annotations"] = ours
         else:
             del kept["metadata"]["annotations"]
+    if status == "all" and obj.get("status"):
+        kept["status"] = obj["status"]
     if status != "readiness":
         essence = orjson.dumps(kept)
         return essence, essence
@@ -144,6 +148,9 @@ class ChildCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def keys(self) -> list[str]:
+        return list(self._items)
+
     def _key(self, obj: Obj) -> str | None:
         meta = obj.get("metadata") or {}
         if self.child.by_name:
@@ -196,6 +203,11 @@ CHILD_KINDS = (
     ChildKind("policy", "/apis/networking.k8s.io/v1/networkpolicies", "none", POLICY_NAME),
     ChildKind("serviceaccount", "/api/v1/serviceaccounts", "none", SERVICE_ACCOUNT_NAME),
     ChildKind("deployment", "/apis/apps/v1/deployments", "readiness", GATEWAY_NAME),
+)
+
+
+CUSTOMERS = ChildKind(
+    "customer", f"/apis/{GROUP}/{VERSION}/{PLURAL}", "all", "", namespaced=False, selector="", by_name=True
 )
 
 

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from clawhost_api.customer import GROUP, PLURAL, VERSION
+from clawhost_api.customer import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from clawhost_api.kube import KubeError, KubeHttp
 from clawhost_operator.children import MANAGER
 from clawhost_operator.metrics import API_WRITES
 
 Obj = dict[str, Any]
+
+# A cluster-scoped object's Events live in "default" (the API server accepts no other namespace for them).
+EVENT_NAMESPACE = "default"
+EVENT_MESSAGE_LIMIT = 1024
+_INSTANCE = socket.gethostname()  # the pod's name in a cluster
 
 _PATHS = {
     "Namespace": "/api/v1/namespaces/{name}",
@@ -112,3 +119,32 @@ class KubeWriter:
             return None
         API_WRITES.labels("Customer", "patch").inc()
         return version
+
+    def post_event(self, customer: Obj, kind: str, reason: str, message: str) -> None:
+        """A core/v1 Event about a Customer, on the calling thread's connection (no poster threads, no extra
+        connections). Events are notes for people: a refused one is logged by the caller, never retried."""
+        meta = customer["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": EVENT_NAMESPACE},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": meta["name"],
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": kind,
+            "reason": reason,
+            "message": message[:EVENT_MESSAGE_LIMIT],
+            "source": {"component": MANAGER},
+            "reportingComponent": MANAGER,
+            "reportingInstance": _INSTANCE,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self._call("POST", f"/api/v1/namespaces/{EVENT_NAMESPACE}/events", event, "application/json")
+        API_WRITES.labels("Event", "create").inc()

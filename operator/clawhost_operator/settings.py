@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clawhost_api.customer import BOT_TOKEN_NAMESPACE, PLATFORM_NAMESPACE
@@ -27,5 +29,6 @@ class OperatorSettings(BaseSettings):
     # Running once instead of Provisioning and then Running (see Reconciler._first_status_wait). 0: no wait.
     first_status_grace_seconds: float = 2.0
     memory_trim_seconds: float = 30.0
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # DEBUG adds one line per reconcile
     metrics_port: int = 9090
     health_port: int = 8081

@@ -1,7 +1,7 @@
 """A de-duplicating work queue of Customer names (the controller-runtime pattern), drained by worker threads.
 
-Watch handlers only mark a customer dirty and return, so kopf drops each raw event at once instead of
-holding it until a worker thread is free; a customer marked several times while queued is reconciled
+Watch threads only mark a customer dirty and return, so each raw event is dropped at once instead of
+held until a worker thread is free; a customer marked several times while queued is reconciled
 once; one customer is never reconciled by two workers at the same time (marked while in progress, it is
 queued again when that pass ends).
 """

@@ -66,6 +66,7 @@ class OperatorProcess:
             CLAWHOST_OPERATOR_METRICS_PORT=str(self.metrics_port),
             CLAWHOST_OPERATOR_HEALTH_PORT=str(self.health_port),
             CLAWHOST_OPERATOR_RESYNC_SECONDS="5",
+            CLAWHOST_OPERATOR_LOG_LEVEL="DEBUG",  # one line per reconcile: see reconciles_of
         )
         self.process = ManagedProcess(
             "operator", [sys.executable, "-m", "clawhost_operator"], self.workdir / "operator.log", env=env
@@ -112,6 +113,21 @@ class OperatorProcess:
             for line in self._metrics_text().splitlines()
             if line.startswith("clawhost_operator_reconciles_total{") and f'trigger="{trigger}"' in line
         )
+
+    def reconciles_of(self, customer: str, trigger: str) -> int:
+        """Reconciles of one customer that `trigger` queued, from the operator's per-reconcile DEBUG lines."""
+        count = 0
+        for line in self.log().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("message") == "reconciled" and (record.get("customer"), record.get("trigger")) == (
+                customer,
+                trigger,
+            ):
+                count += 1
+        return count
 
     def log(self) -> str:
         """Everything the operator has logged so far."""

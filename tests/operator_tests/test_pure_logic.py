@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import pytest
 
 from clawhost_api.customer import BillingStatus, CustomerSpec
 from clawhost_api.tiers import get_tier
+from clawhost_operator.bot_secret_index import BotSecretIndex
 from clawhost_operator.children import canonical_cpu, config_hash, render_deployment, render_network_policy
 from clawhost_operator.compare import contains
-from clawhost_operator.customer_store import CustomerStore
 from clawhost_operator.effective import decide, effective_tier
 from clawhost_operator.informers import essential
 from clawhost_operator.openclaw_config import render_openclaw_config, serialize_config
@@ -134,24 +135,23 @@ def _customer(name: str, secret: str, version: str) -> dict[str, Any]:
     }
 
 
-def test_customer_store_keeps_what_reconciles_read_and_follows_bot_secrets() -> None:
-    store = CustomerStore()
-    store.put("a", _customer("a", "s1", "1"))
-    store.put("b", _customer("b", "s1", "2"))
-    kept = store.get("a")
-    assert kept is not None
-    assert kept["metadata"] == {"name": "a", "uid": "u", "resourceVersion": "1"}  # no managedFields
+def test_customer_cache_keeps_what_reconciles_read_and_the_index_follows_bot_secrets() -> None:
+    essence, significance = essential(_customer("a", "s1", "1"), "all")
+    kept = orjson.loads(essence)
+    assert kept["metadata"] == {"name": "a", "uid": "u"}  # no managedFields; the cache adds the resourceVersion
     assert kept["status"] == {"phase": "Running"}
     assert kept["spec"]["tier"] == "pro"
-    assert store.referring_to("s1") == ["a", "b"]
-    store.put("a", _customer("a", "s2", "3"))  # the Customer now points at another Secret
-    assert store.referring_to("s1") == ["b"]
-    assert store.referring_to("s2") == ["a"]
-    store.remove("b")
-    assert store.referring_to("s1") == []
-    assert store.get("b") is None
-    assert store.names() == ["a"]
-    assert len(store) == 1
+    assert significance == essence  # any change a reconcile can read queues it
+
+    index = BotSecretIndex()
+    index.link("a", "s1")
+    index.link("b", "s1")
+    assert index.referring_to("s1") == ["a", "b"]
+    index.link("a", "s2")  # the Customer now points at another Secret
+    assert index.referring_to("s1") == ["b"]
+    assert index.referring_to("s2") == ["a"]
+    index.link("b", None)  # deleted
+    assert index.referring_to("s1") == []
 
 
 def _deployment(replicas: int, status: dict[str, int], annotations: dict[str, str]) -> dict[str, Any]:
