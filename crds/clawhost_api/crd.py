@@ -173,6 +173,8 @@ def _status_schema() -> Schema:
             "observedGeneration": {"format": "int64", "default": 0},
             "conditions": {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
             "conditions[].observedGeneration": {"format": "int64"},
+            "applied.activeTelegramUserIds[]": {"format": "int64"},
+            "applied.inactiveTelegramUserIds[]": {"format": "int64"},
         },
     )
 

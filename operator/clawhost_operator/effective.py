@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from clawhost_api.customer import BillingStatus, CustomerSpec
-from clawhost_api.tiers import TIER_ORDER, TierName
+from clawhost_api.entitlement import effective_tier
+from clawhost_api.tiers import TierName
 
 Action = Literal["run", "suspend", "destroy", "await"]
 
@@ -21,13 +22,6 @@ class Decision:
     @property
     def replicas(self) -> int:
         return 1 if self.action == "run" else 0
-
-
-def effective_tier(spec: CustomerSpec, billing: BillingStatus | None) -> TierName:
-    """Never more than what is paid: the lower of spec.tier and the paid tier (billing schedules downgrades)."""
-    if spec.billing.mode == "stripe" and billing is not None and billing.paid_tier is not None:
-        return min(spec.tier, billing.paid_tier, key=TIER_ORDER.index)
-    return spec.tier
 
 
 def decide(spec: CustomerSpec, billing: BillingStatus | None) -> Decision:

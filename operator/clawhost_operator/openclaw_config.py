@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from clawhost_api.customer import CustomerSpec
-from clawhost_api.tiers import Tier
+from clawhost_api.entitlement import Entitlement
 
 # The OpenClaw release the rendered keys are written for and the gateway image's tag. The image pins the same
 # release in images/openclaw/package.json (a test keeps the two equal).
@@ -17,11 +16,10 @@ CONTEXT_WINDOW = 262144
 MAX_COMPLETION_TOKENS = 8192
 
 
-def render_openclaw_config(spec: CustomerSpec, tier: Tier, proxy_base_url: str) -> dict[str, Any]:
-    model = spec.agent.model if spec.agent.model in tier.models else tier.default_model
-    thinking = (
-        spec.agent.thinking if spec.agent.thinking and tier.allows_thinking(spec.agent.thinking) else tier.thinking
-    )
+def render_openclaw_config(entitled: Entitlement, proxy_base_url: str) -> dict[str, Any]:
+    """Everything from what the customer is entitled to (see `clawhost_api.entitlement`), never the raw spec: ids,
+    model and thinking beyond the effective tier do not run."""
+    model, thinking = entitled.model, entitled.thinking
     return {
         "gateway": {
             "mode": "local",
@@ -34,7 +32,7 @@ def render_openclaw_config(spec: CustomerSpec, tier: Tier, proxy_base_url: str) 
                 "enabled": True,
                 "botToken": "${TELEGRAM_BOT_TOKEN}",
                 "dmPolicy": "allowlist",
-                "allowFrom": sorted(set(spec.telegram.allowed_user_ids)),
+                "allowFrom": sorted(entitled.active_telegram_ids),
             }
         },
         "models": {

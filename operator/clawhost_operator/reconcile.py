@@ -20,7 +20,7 @@ from clawhost_api.customer import (
     hash_proxy_token,
     namespace_for,
 )
-from clawhost_api.tiers import get_tier
+from clawhost_api.entitlement import Entitlement, entitlement
 from clawhost_operator.children import (
     ANNOTATION_ROTATION,
     KEY_GATEWAY_TOKEN,
@@ -232,7 +232,7 @@ class Reconciler:
                 ),
             )
             return
-        self._provision(view, spec, decision, emit)
+        self._provision(view, spec, entitlement(spec, billing), decision, emit)
 
     def _finalize(self, view: LiveView, emit: EmitEvent) -> None:
         meta = view.customer["metadata"]
@@ -300,7 +300,9 @@ class Reconciler:
             self.tokens.issued[name] = issued
             return issued
 
-    def _provision(self, view: LiveView, spec: CustomerSpec, decision: Decision, emit: EmitEvent) -> None:
+    def _provision(
+        self, view: LiveView, spec: CustomerSpec, entitled: Entitlement, decision: Decision, emit: EmitEvent
+    ) -> None:
         customer = view.customer
         name = customer["metadata"]["name"]
         ref = spec.telegram.bot_token_secret_ref
@@ -326,10 +328,10 @@ class Reconciler:
                 ),
             )
             return
-        tier = get_tier(decision.tier)
+        tier = entitled.tier
         tokens = self._tokens(view)
         before = _decoded(view.secret).get(KEY_PROXY_TOKEN)
-        config_json = serialize_config(render_openclaw_config(spec, tier, self.settings.proxy_base_url))
+        config_json = serialize_config(render_openclaw_config(entitled, self.settings.proxy_base_url))
         data = secret_data(bot_token, tokens.proxy_token, tokens.gateway_token, config_json)
         inputs_hash = config_hash(data)
         deployment = render_deployment(name, tier, self.settings.gateway_image, decision.replicas, inputs_hash)
@@ -381,6 +383,8 @@ class Reconciler:
                 config_hash=inputs_hash,
                 token_hash=hash_proxy_token(tokens.proxy_token),
                 token_rotated_at=tokens.rotated_at,
+                active_telegram_ids=entitled.active_telegram_ids,
+                inactive_telegram_ids=entitled.inactive_telegram_ids,
             ),
         )
 
@@ -407,6 +411,15 @@ class Reconciler:
         with self._written_lock:
             self._provisioning_since.pop(key[0], None)
         self._remember(key, customer, comparable, view.own_versions)
+        inactive = observation.inactive_telegram_ids
+        if inactive and list(inactive) != (previous.get("applied") or {}).get("inactiveTelegramUserIds"):
+            # Once per change (the status shows them at all times): the spec names more users than the tier allows.
+            emit(
+                "Warning",
+                "TelegramUsersInactive",
+                f"the {observation.tier} tier allows {len(observation.active_telegram_ids or ())} Telegram user(s): "
+                f"{len(inactive)} of the spec's ids cannot talk to the agent; upgrade the plan or remove ids",
+            )
         if previous.get("phase") != observation.phase:
             TRANSITIONS.labels(observation.phase).inc()
             kind = "Warning" if observation.stalled else "Normal"

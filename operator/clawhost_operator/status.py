@@ -25,6 +25,9 @@ class Observation:
     config_hash: str | None
     token_hash: str | None
     token_rotated_at: str | None
+    # Of the spec's Telegram ids, those the effective tier lets talk to the agent, and the rest (None: not rendered).
+    active_telegram_ids: tuple[int, ...] | None = None
+    inactive_telegram_ids: tuple[int, ...] = ()
 
 
 def now_rfc3339() -> str:
@@ -72,7 +75,13 @@ def render_status(observation: Observation, previous: Obj, generation: int) -> O
                 generation,
             ),
         ],
-        "applied": {"tier": o.tier, "replicas": o.replicas, "configHash": o.config_hash},
+        "applied": {
+            "tier": o.tier,
+            "replicas": o.replicas,
+            "configHash": o.config_hash,
+            "activeTelegramUserIds": list(o.active_telegram_ids) if o.active_telegram_ids is not None else None,
+            "inactiveTelegramUserIds": list(o.inactive_telegram_ids) or None,
+        },
         "proxyToken": {"hash": o.token_hash, "rotatedAt": o.token_rotated_at},
     }
 

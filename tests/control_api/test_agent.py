@@ -164,3 +164,45 @@ def test_users_see_only_their_own_agent(cluster_client: TestClient, customer_crd
     assert cluster_client.get("/agent", headers=alice).json()["name"] == a
     assert cluster_client.get("/agent", headers=bob).json()["name"] == b
     assert cluster_client.get("/agent").status_code == 401
+
+
+def test_ids_beyond_the_paid_tier_show_as_inactive_and_changes_are_judged_by_it(
+    cluster_client: TestClient, customer_crd: Cluster
+) -> None:
+    """Team with 10 ids, then Stripe pays only for starter (the downgrade's spec patch failed CEL): the dashboard
+    shows what runs, the first id, and 9 inactive; a change is judged by the paid tier."""
+    auth = _login(cluster_client)
+    ids = list(range(9001, 9011))
+    body = {"tier": "team", "bot_token": TOKEN, "allowed_user_ids": ids, "thinking": "high"}
+    created = cluster_client.post("/agent", headers=auth, json=body)
+    assert created.status_code == 201, created.text
+    name = created.json()["name"]
+    billing = {"state": "active", "paidTier": "starter", "customerId": "cus_x", "subscriptionId": "sub_x"}
+    customer_crd.kubectl(
+        "patch",
+        "customer",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"billing": billing}}),
+    )
+
+    def starter_paid() -> dict[str, Any] | None:
+        view: dict[str, Any] = cluster_client.get("/agent", headers=auth).json()
+        return view if view["paid_tier"] == "starter" else None
+
+    view = eventually(starter_paid, timeout=20, what="the watch to deliver status.billing")
+    assert view["tier"] == "team"
+    assert view["effective_tier"] == "starter"
+    assert view["allowed_user_ids"] == ids
+    assert view["active_user_ids"] == [9001]
+    assert view["inactive_user_ids"] == ids[1:]
+    assert view["thinking"] == "medium", "the starter tier's level runs"
+    refused = cluster_client.patch("/agent", headers=auth, json={"allowed_user_ids": [9001, 9002]})
+    assert refused.status_code == 422
+    assert "starter tier allows at most 1" in refused.json()["detail"]
+    fixed = cluster_client.patch("/agent", headers=auth, json={"allowed_user_ids": [9002]})
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["active_user_ids"] == [9002]
+    assert fixed.json()["inactive_user_ids"] == []

@@ -176,11 +176,31 @@ def test_billing_states_drive_the_gateway(operator: OperatorProcess, customers: 
     assert customer["status"]["billing"]["subscriptionId"] == "sub_1", "billing facts are never touched"
 
 
-def test_paid_tier_caps_the_effective_tier(operator: OperatorProcess, customers: CustomerFactory) -> None:
-    name = customers.create(tier="team", billing="stripe")
+def test_paid_tier_caps_what_runs(operator: OperatorProcess, customers: CustomerFactory) -> None:
+    """The bypass: a team agent with 10 Telegram ids whose subscription pays only for starter (its downgrade's spec
+    patch failed the CRD's rule). What runs is starter's: one id in openclaw.json, starter's quota and pod size."""
+    ids = list(range(5001, 5011))
+    name = customers.create(tier="team", billing="stripe", ids=ids)
     customers.patch_status(name, {"billing": {"state": "active", "paidTier": "starter"}})
     customer = customers.wait_ready(name)
-    assert customer["status"]["applied"]["tier"] == "starter"
+    applied = customer["status"]["applied"]
+    assert applied["tier"] == "starter"
+    assert applied["activeTelegramUserIds"] == [5001], "the first id in spec order"
+    assert applied["inactiveTelegramUserIds"] == ids[1:]
+    config = json.loads(gateway_secret(customers, name)["openclaw.json"])
+    assert config["channels"]["telegram"]["allowFrom"] == [5001]
+    assert config["agents"]["defaults"]["thinkingDefault"] == "medium"
+    quota = get_json(customers.cluster, "resourcequota", "gateway-quota", "-n", namespace_for(name))["spec"]["hard"]
+    assert (quota["requests.cpu"], quota["limits.memory"]) == ("250m", "2Gi"), "starter's size"
+    limits = _deployment(customers, name)["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {"cpu": "1", "memory": "2Gi"}
+    eventually(lambda: "TelegramUsersInactive" in _event_reasons(customers, name), timeout=30, what="the Warning Event")
+
+    customers.patch_status(name, {"billing": {"paidTier": "team"}})  # paid up: all ten talk to the agent
+    upgraded = customers.wait_for(name, lambda c: c["status"]["applied"]["tier"] == "team", "team applied")
+    assert upgraded["status"]["applied"]["activeTelegramUserIds"] == ids
+    assert "inactiveTelegramUserIds" not in upgraded["status"]["applied"]
+    assert json.loads(gateway_secret(customers, name)["openclaw.json"])["channels"]["telegram"]["allowFrom"] == ids
 
 
 def test_delete_removes_the_namespace_before_the_customer(

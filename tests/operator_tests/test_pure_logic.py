@@ -9,11 +9,12 @@ import orjson
 import pytest
 
 from clawhost_api.customer import BillingStatus, CustomerSpec
+from clawhost_api.entitlement import effective_tier, entitlement
 from clawhost_api.tiers import get_tier
 from clawhost_operator.bot_secret_index import BotSecretIndex
 from clawhost_operator.children import canonical_cpu, config_hash, render_deployment, render_network_policy
 from clawhost_operator.compare import contains
-from clawhost_operator.effective import decide, effective_tier
+from clawhost_operator.effective import decide
 from clawhost_operator.informers import essential
 from clawhost_operator.openclaw_config import render_openclaw_config, serialize_config
 from clawhost_operator.status import Observation, render_status, status_changed
@@ -62,8 +63,30 @@ def test_effective_tier_never_exceeds_the_paid_one() -> None:
     assert effective_tier(_spec(tier="team", billing={"mode": "none"}), BillingStatus(paid_tier="starter")) == "team"
 
 
+def test_what_runs_follows_the_effective_tier_not_the_spec() -> None:
+    """Spec team with 10 ids, Stripe paying starter (a failed downgrade patch, say): starter is what runs."""
+    ids = list(range(1001, 1011))
+    spec = _spec(tier="team", telegram={"botTokenSecretRef": {"name": "s"}, "allowedUserIds": ids})
+    spec = spec.model_copy(
+        update={"agent": spec.agent.model_copy(update={"model": "kimi-k2-thinking", "thinking": "high"})}
+    )
+    entitled = entitlement(spec, BillingStatus(state="active", paid_tier="starter"))
+    assert entitled.tier.name == "starter"
+    assert entitled.active_telegram_ids == (1001,), "the first id in spec order"
+    assert entitled.inactive_telegram_ids == tuple(ids[1:])
+    assert (entitled.model, entitled.thinking) == ("kimi-k2.5", "medium"), "the starter tier's model and level"
+    config = render_openclaw_config(entitled, "http://proxy:8080/v1")
+    assert config["channels"]["telegram"]["allowFrom"] == [1001]
+    assert config["agents"]["defaults"]["thinkingDefault"] == "medium"
+    assert config["agents"]["defaults"]["model"]["primary"] == "platform/kimi-k2.5"
+    paid = entitlement(spec, BillingStatus(state="active", paid_tier="team"))
+    assert paid.active_telegram_ids == tuple(ids)
+    assert paid.inactive_telegram_ids == ()
+    assert (paid.model, paid.thinking) == ("kimi-k2-thinking", "high")
+
+
 def test_openclaw_config_follows_the_brief() -> None:
-    config = render_openclaw_config(_spec(agent={"thinking": "high"}), get_tier("pro"), "http://proxy:8080/v1")
+    config = render_openclaw_config(entitlement(_spec(agent={"thinking": "high"}), None), "http://proxy:8080/v1")
     assert config["gateway"] == {
         "mode": "local",
         "bind": "loopback",

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field, field_validator
 
 from clawhost_api.customer import Customer, namespace_for
+from clawhost_api.entitlement import effective_tier, entitlement
 from clawhost_api.kube import KubeError
 from clawhost_api.tiers import ThinkingLevel, Tier, TierName, get_tier
 from clawhost_control_api.api.deps import CurrentUser, Kube, State
@@ -77,11 +78,16 @@ class AgentView(BaseModel):
     ready: bool
     reason: str | None
     namespace: str
-    tier: TierName
+    tier: TierName = Field(description="The plan chosen (spec.tier).")
+    effective_tier: TierName = Field(description="The plan that runs: never more than the one paid for.")
     suspended: bool
-    allowed_user_ids: list[int]
-    model: str
-    thinking: ThinkingLevel
+    allowed_user_ids: list[int] = Field(description="Every Telegram user id of the agent's allowlist, as saved.")
+    active_user_ids: list[int] = Field(description="Those the effective plan lets talk to the agent (the first ones).")
+    inactive_user_ids: list[int] = Field(
+        description="Those beyond the effective plan's allowance: saved, but the agent does not answer them."
+    )
+    model: str = Field(description="The model that runs (the plan's default when the chosen one is not offered).")
+    thinking: ThinkingLevel = Field(description="The thinking level that runs (at most the plan's).")
     billing_mode: str
     billing_state: str | None
     paid_tier: TierName | None
@@ -105,9 +111,9 @@ def _check_against_tier(tier: Tier, ids: list[int] | None, model: str | None, th
 def view_of(raw: dict[str, Any]) -> AgentView:
     customer = Customer.model_validate(raw)
     spec, st = customer.spec, customer.status
-    tier = get_tier(spec.tier)
-    ready = next((c for c in st.conditions if c.type == "Ready"), None)
     billing = st.billing
+    entitled = entitlement(spec, billing)
+    ready = next((c for c in st.conditions if c.type == "Ready"), None)
     return AgentView(
         name=customer.metadata.name,
         phase=st.phase,
@@ -115,10 +121,13 @@ def view_of(raw: dict[str, Any]) -> AgentView:
         reason=ready.reason if ready is not None and ready.status != "True" else None,
         namespace=st.namespace or namespace_for(customer.metadata.name),
         tier=spec.tier,
+        effective_tier=entitled.tier.name,
         suspended=spec.suspend,
         allowed_user_ids=spec.telegram.allowed_user_ids,
-        model=spec.agent.model or tier.default_model,
-        thinking=spec.agent.thinking or tier.thinking,
+        active_user_ids=list(entitled.active_telegram_ids),
+        inactive_user_ids=list(entitled.inactive_telegram_ids),
+        model=entitled.model,
+        thinking=entitled.thinking,
         billing_mode=spec.billing.mode,
         billing_state=billing.state if billing else None,
         paid_tier=billing.paid_tier if billing else None,
@@ -225,7 +234,9 @@ async def read_agent(user: CurrentUser, state: State) -> AgentView:
 async def update_agent(body: AgentUpdate, user: CurrentUser, state: State, kube: Kube) -> AgentView:
     raw = owned_customer(state, user)
     current = Customer.model_validate(raw)
-    _check_against_tier(get_tier(current.spec.tier), body.allowed_user_ids, body.model, body.thinking)
+    # Against what is paid for, not only what the spec says: a plan chosen but not paid allows no more.
+    tier = get_tier(effective_tier(current.spec, current.status.billing))
+    _check_against_tier(tier, body.allowed_user_ids, body.model, body.thinking)
     # The dashboard manager always applies the complete set of user-owned fields, so a partial
     # change never drops another one (server-side apply removes fields a manager stops sending).
     ids = body.allowed_user_ids if body.allowed_user_ids is not None else current.spec.telegram.allowed_user_ids
