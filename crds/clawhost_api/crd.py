@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from clawhost_api import heartbeat
 from clawhost_api.customer import (
     CATEGORIES,
     GROUP,
@@ -24,12 +25,14 @@ from clawhost_api.customer import (
     BillingSpec,
     CustomerSpec,
     CustomerStatus,
+    HeartbeatSpec,
     SecretKeyRef,
 )
 from clawhost_api.tiers import THINKING_ORDER, load_tiers
 
 Schema = dict[str, Any]
 
+_LOW, _HIGH = f"{heartbeat.MIN_MINUTES}m", f"{heartbeat.MAX_MINUTES // 60}h"  # heartbeat cadences, as CEL durations
 MAX_NAME_LENGTH = 54  # "customer-" + name must fit a 63-character namespace name
 
 # What pydantic's JSON Schema says that a structural CRD schema must not (or need not) say.
@@ -158,6 +161,25 @@ def _spec_schema() -> Schema:
                 ],
             },
             "billing.mode": {"default": BillingSpec.model_fields["mode"].default},
+            # Off unless chosen; the whole object, because the rules below are checked against the default itself.
+            "heartbeat": {"default": HeartbeatSpec().model_dump(by_alias=True, exclude_none=True)},
+            "heartbeat.every": {
+                "default": heartbeat.OFF,
+                "x-kubernetes-validations": [
+                    {
+                        "rule": f"self == '{heartbeat.OFF}' || "
+                        f"(duration(self) >= duration('{_LOW}') && duration(self) <= duration('{_HIGH}'))",
+                        "message": f"heartbeat cadence must be 0m (off) or from {_LOW} to {_HIGH}",
+                    }
+                ],
+            },
+            "heartbeat.lightContext": {"default": HeartbeatSpec.model_fields["light_context"].default},
+            "heartbeat.isolatedSession": {"default": HeartbeatSpec.model_fields["isolated_session"].default},
+            "heartbeat.activeHours": {
+                "x-kubernetes-validations": [
+                    {"rule": "self.start != self.end", "message": "active hours start and end must differ"}
+                ]
+            },
         },
     )
 

@@ -6,9 +6,10 @@ import hashlib
 from datetime import datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from clawhost_api import heartbeat
 from clawhost_api.tiers import ThinkingLevel, TierName
 
 GROUP = "clawhost.dev"
@@ -92,6 +93,47 @@ class AgentSpec(_Model):
     )
 
 
+class ActiveHours(_Model):
+    """A daily window (local time of `timezone`) outside which no heartbeat runs."""
+
+    start: str = Field(pattern=heartbeat.CLOCK_PATTERN, description="HH:MM, the window's start (inclusive).")
+    end: str = Field(
+        pattern=heartbeat.END_PATTERN, description="HH:MM, the window's end (exclusive; 24:00 is midnight)."
+    )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=heartbeat.TIMEZONE_PATTERN,
+        description="IANA time zone of the window, e.g. Europe/Berlin; empty means the gateway's (UTC).",
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ActiveHours:
+        if self.start == self.end:
+            raise ValueError("active hours start and end must differ")
+        return self
+
+
+class HeartbeatSpec(_Model):
+    """Turns the agent takes on its own, each one a full model call billed to the customer's allowance."""
+
+    every: str = Field(
+        default=heartbeat.OFF,
+        pattern=heartbeat.EVERY_PATTERN,
+        description=f"How often: minutes or hours like 30m or 2h, from {heartbeat.MIN_MINUTES}m to "
+        f"{heartbeat.MAX_MINUTES // 60}h; 0m (the default) turns the heartbeat off.",
+    )
+    light_context: bool = Field(
+        default=True, description="Give a heartbeat turn only HEARTBEAT.md of the workspace files (cheaper)."
+    )
+    isolated_session: bool = Field(
+        default=True, description="Run each heartbeat in a fresh session, without the conversation history (cheaper)."
+    )
+    active_hours: ActiveHours | None = Field(default=None, description="Only run heartbeats inside this daily window.")
+
+    _every = field_validator("every")(heartbeat.check_interval)
+
+
 class BillingSpec(_Model):
     """How the customer pays. Immutable: to comp a paying customer, create a new Customer."""
 
@@ -108,6 +150,7 @@ class CustomerSpec(_Model):
     tier: TierName = Field(description="Plan: " + ", ".join(get_args(TierName)) + ".")
     telegram: TelegramSpec
     agent: AgentSpec = Field(default_factory=AgentSpec)
+    heartbeat: HeartbeatSpec = Field(default_factory=HeartbeatSpec)
     suspend: bool = Field(
         default=False,
         description="Manual switch: true scales the gateway to zero replicas; namespace and data are kept.",

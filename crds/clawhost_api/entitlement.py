@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clawhost_api.customer import BillingStatus, CustomerSpec
+from clawhost_api.customer import BillingStatus, CustomerSpec, HeartbeatSpec
 from clawhost_api.tiers import TIER_ORDER, ThinkingLevel, Tier, TierName, get_tier
 
 
@@ -28,6 +28,7 @@ class Entitlement:
     inactive_telegram_ids: tuple[int, ...]  # the rest: in the spec, not allowed to talk to the agent
     model: str
     thinking: ThinkingLevel
+    heartbeat: HeartbeatSpec  # the customer's choice as is: its turns are metered against the tier's allowance
 
 
 def entitlement(spec: CustomerSpec, billing: BillingStatus | None) -> Entitlement:
@@ -42,4 +43,5 @@ def entitlement(spec: CustomerSpec, billing: BillingStatus | None) -> Entitlemen
         inactive_telegram_ids=distinct[tier.telegram_users_max :],
         model=wanted_model if wanted_model is not None and wanted_model in tier.models else tier.default_model,
         thinking=wanted_thinking if wanted_thinking and tier.allows_thinking(wanted_thinking) else tier.thinking,
+        heartbeat=spec.heartbeat,
     )

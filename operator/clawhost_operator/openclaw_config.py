@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from clawhost_api.customer import HeartbeatSpec
 from clawhost_api.entitlement import Entitlement
 
 # The OpenClaw release the rendered keys are written for and the gateway image's tag. The image pins the same
@@ -55,12 +56,35 @@ def render_openclaw_config(entitled: Entitlement, proxy_base_url: str) -> dict[s
                 }
             },
         },
-        "agents": {"defaults": {"model": {"primary": f"{PROVIDER_ID}/{model}"}, "thinkingDefault": thinking}},
+        "agents": {
+            "defaults": {
+                "model": {"primary": f"{PROVIDER_ID}/{model}"},
+                "thinkingDefault": thinking,
+                "heartbeat": render_heartbeat(entitled.heartbeat),
+            }
+        },
         # Hosted tenant: no shell on the pod, no elevated escape hatch; and no plugin downloads at start.
         "tools": {"deny": ["exec", "process"], "elevated": {"enabled": False}},
         "plugins": {"entries": {"kimi": {"enabled": False}, "moonshot": {"enabled": False}}},
         "update": {"checkOnStart": False},
     }
+
+
+def render_heartbeat(spec: HeartbeatSpec) -> dict[str, Any]:
+    """Always explicit: OpenClaw's own default (a full turn every 30 minutes) would spend a Starter allowance in two
+    days. Off is `every: "0m"`; a heartbeat's message goes to the user who wrote last (`target: "last"`)."""
+    heartbeat: dict[str, Any] = {
+        "every": spec.every,
+        "target": "last",
+        "lightContext": spec.light_context,
+        "isolatedSession": spec.isolated_session,
+    }
+    if spec.active_hours is not None:
+        window = spec.active_hours
+        heartbeat["activeHours"] = {"start": window.start, "end": window.end}
+        if window.timezone:
+            heartbeat["activeHours"]["timezone"] = window.timezone
+    return heartbeat
 
 
 def serialize_config(config: dict[str, Any]) -> str:

@@ -206,3 +206,55 @@ def test_ids_beyond_the_paid_tier_show_as_inactive_and_changes_are_judged_by_it(
     assert fixed.status_code == 200, fixed.text
     assert fixed.json()["active_user_ids"] == [9002]
     assert fixed.json()["inactive_user_ids"] == []
+
+
+def test_heartbeat_is_off_by_default_and_a_chosen_one_shows_its_monthly_cost(
+    cluster_client: TestClient, customer_crd: Cluster
+) -> None:
+    auth = _login(cluster_client)
+    created = cluster_client.post(
+        "/agent", headers=auth, json={"tier": "starter", "bot_token": TOKEN, "allowed_user_ids": [3]}
+    )
+    assert created.status_code == 201, created.text
+    name = created.json()["name"]
+    off = created.json()["heartbeat"]
+    assert off["every"] == "0m"
+    assert off["estimated_monthly_tokens"] == 0
+    assert _get(customer_crd, "customer", name)["spec"]["heartbeat"]["every"] == "0m"
+
+    chosen = {
+        "every": "2h",
+        "light_context": True,
+        "isolated_session": True,
+        "active_hours": {"start": "08:00", "end": "20:00", "timezone": "Europe/Berlin"},
+    }
+    changed = cluster_client.patch("/agent", headers=auth, json={"heartbeat": chosen})
+    assert changed.status_code == 200, changed.text
+    view = changed.json()["heartbeat"]
+    assert {k: view[k] for k in chosen} == chosen
+    assert view["estimated_monthly_tokens"] == 6 * 30 * (8_000 + 10)  # 6 turns a day in a 12-hour window
+    assert view["share_of_allowance"] == round(6 * 30 * 8_010 / 1_000_000, 3)
+    assert _get(customer_crd, "customer", name)["spec"]["heartbeat"] == {
+        "every": "2h",
+        "lightContext": True,
+        "isolatedSession": True,
+        "activeHours": {"start": "08:00", "end": "20:00", "timezone": "Europe/Berlin"},
+    }
+    other = cluster_client.patch("/agent", headers=auth, json={"thinking": "low"})
+    assert other.json()["heartbeat"]["every"] == "2h", "a change of something else keeps the heartbeat"
+
+    for bad, message in [
+        ({"every": "5m"}, "heartbeat cadence must be from 15m to 24h, or 0m (off)"),
+        ({"every": "every hour"}, "heartbeat cadence must be minutes or hours like 30m or 2h (0m: off)"),
+        ({"every": "1h", "active_hours": {"start": "8", "end": "20:00"}}, "active hours start at HH:MM"),
+        ({"every": "1h", "active_hours": {"start": "08:00", "end": "25:00"}}, "active hours end at HH:MM"),
+        ({"every": "1h", "active_hours": {"start": "08:00", "end": "08:00"}}, "start and end must differ"),
+        (
+            {"every": "1h", "active_hours": {"start": "08:00", "end": "20:00", "timezone": "Mars/Olympus"}},
+            "unknown time zone",
+        ),
+    ]:
+        refused = cluster_client.patch("/agent", headers=auth, json={"heartbeat": bad})
+        assert refused.status_code == 422, bad
+        assert message in json.dumps(refused.json()), refused.text
+    assert _get(customer_crd, "customer", name)["spec"]["heartbeat"]["every"] == "2h", "refused changes wrote nothing"

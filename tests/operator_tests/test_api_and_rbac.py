@@ -74,6 +74,55 @@ def test_invalid_customers_are_rejected_with_their_message(
     assert platform_installed.kubectl("get", "customer", name, check=False).returncode != 0, "nothing was created"
 
 
+@pytest.mark.parametrize(
+    ("heartbeat", "message"),
+    [
+        ({"every": "5m"}, "heartbeat cadence must be 0m (off) or from 15m to 24h"),
+        ({"every": "25h"}, "heartbeat cadence must be 0m (off) or from 15m to 24h"),
+        ({"every": "30"}, "spec.heartbeat.every in body should match"),
+        ({"every": "1d"}, "spec.heartbeat.every in body should match"),
+        ({"every": "30m", "activeHours": {"start": "8:00", "end": "22:00"}}, "activeHours.start in body should match"),
+        ({"every": "30m", "activeHours": {"start": "08:00", "end": "24:01"}}, "activeHours.end in body should match"),
+        ({"every": "30m", "activeHours": {"start": "08:00", "end": "08:00"}}, "active hours start and end must differ"),
+        (
+            {"every": "30m", "activeHours": {"start": "08:00", "end": "22:00", "timezone": "../etc"}},
+            "activeHours.timezone in body should match",
+        ),
+        ({"every": "30m", "lightContext": "yes"}, "spec.heartbeat.lightContext: Invalid value"),
+    ],
+    ids=["too-often", "too-rare", "no-unit", "days", "start", "end", "empty-window", "timezone", "light-context"],
+)
+def test_heartbeat_settings_are_refused_with_their_message(
+    platform_installed: Cluster, heartbeat: dict[str, Any], message: str
+) -> None:
+    body = _with("spec.heartbeat", heartbeat)
+    result = platform_installed.kubectl("create", "--dry-run=server", "-f", "-", stdin=json.dumps(body), check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "heartbeat",
+    [
+        {},
+        {"every": "0m"},
+        {"every": "15m"},
+        {"every": "2h", "lightContext": False, "isolatedSession": False},
+        {"every": "24h"},
+        {"every": "30m", "activeHours": {"start": "22:00", "end": "06:00", "timezone": "Europe/Berlin"}},
+        {"every": "1h", "activeHours": {"start": "00:00", "end": "24:00"}},
+    ],
+    ids=["absent", "off", "fastest", "heavy", "slowest", "overnight-berlin", "whole-day"],
+)
+def test_heartbeat_settings_are_accepted_and_default_to_off(
+    platform_installed: Cluster, heartbeat: dict[str, Any]
+) -> None:
+    body = _with("spec.heartbeat", heartbeat) if heartbeat else copy.deepcopy(VALID)
+    result = platform_installed.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(body))
+    stored = json.loads(result.stdout)["spec"]["heartbeat"]
+    assert stored == {"every": "0m", "lightContext": True, "isolatedSession": True, **heartbeat}
+
+
 def test_billing_mode_is_immutable(platform_installed: Cluster) -> None:
     body = _with("spec.billing", {"mode": "none"}, name="immutable-billing")
     platform_installed.kubectl("create", "-f", "-", stdin=json.dumps(body))

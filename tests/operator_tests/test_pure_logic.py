@@ -7,9 +7,11 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from clawhost_api.customer import BillingStatus, CustomerSpec
 from clawhost_api.entitlement import effective_tier, entitlement
+from clawhost_api.heartbeat import estimated_monthly_tokens
 from clawhost_api.tiers import get_tier
 from clawhost_operator.bot_secret_index import BotSecretIndex
 from clawhost_operator.children import canonical_cpu, config_hash, render_deployment, render_network_policy
@@ -100,6 +102,60 @@ def test_openclaw_config_follows_the_brief() -> None:
     assert config["models"]["catalogRefresh"] == {"enabled": False}
     assert config["update"] == {"checkOnStart": False}
     assert "123:" not in serialize_config(config), "secrets stay ${ENV} references"
+
+
+def test_heartbeat_is_rendered_explicitly_and_off_by_default() -> None:
+    off = render_openclaw_config(entitlement(_spec(), None), "http://proxy:8080/v1")
+    assert off["agents"]["defaults"]["heartbeat"] == {
+        "every": "0m",
+        "target": "last",
+        "lightContext": True,
+        "isolatedSession": True,
+    }
+    chosen = _spec(
+        heartbeat={
+            "every": "2h",
+            "lightContext": False,
+            "isolatedSession": False,
+            "activeHours": {"start": "08:00", "end": "22:00", "timezone": "Europe/Berlin"},
+        }
+    )
+    on = render_openclaw_config(entitlement(chosen, None), "http://proxy:8080/v1")
+    assert on["agents"]["defaults"]["heartbeat"] == {
+        "every": "2h",
+        "target": "last",
+        "lightContext": False,
+        "isolatedSession": False,
+        "activeHours": {"start": "08:00", "end": "22:00", "timezone": "Europe/Berlin"},
+    }
+    no_zone = _spec(heartbeat={"every": "30m", "activeHours": {"start": "22:00", "end": "24:00"}})
+    window = render_openclaw_config(entitlement(no_zone, None), "x")["agents"]["defaults"]["heartbeat"]["activeHours"]
+    assert window == {"start": "22:00", "end": "24:00"}, "no timezone key: the gateway's own (UTC)"
+
+
+@pytest.mark.parametrize(
+    "heartbeat",
+    [
+        {"every": "5m"},
+        {"every": "25h"},
+        {"every": "30"},
+        {"every": "30m", "activeHours": {"start": "08:00", "end": "08:00"}},
+        {"every": "30m", "activeHours": {"start": "8:00", "end": "22:00"}},
+    ],
+)
+def test_heartbeat_spec_refuses_what_the_crd_refuses(heartbeat: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        _spec(heartbeat=heartbeat)
+
+
+def test_heartbeat_token_estimate() -> None:
+    # OpenClaw's own default, a full-context turn every 30 minutes: ~18M tokens a month (the figure).
+    assert estimated_monthly_tokens("30m", False, None) == 48 * 30 * (12_451 + 10) == 17_943_840
+    assert estimated_monthly_tokens("0m", False, None) == 0
+    assert estimated_monthly_tokens("2h", True, None) == 12 * 30 * (8_000 + 10)
+    assert estimated_monthly_tokens("1h", True, ("08:00", "20:00")) == 12 * 30 * 8_010
+    assert estimated_monthly_tokens("1h", True, ("22:00", "06:00")) == 8 * 30 * 8_010, "a window past midnight"
+    assert estimated_monthly_tokens("24h", False, ("09:00", "10:00")) == 30 * 12_461, "at least once a day"
 
 
 def test_config_hash_changes_only_with_inputs() -> None:

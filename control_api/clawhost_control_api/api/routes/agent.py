@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from clawhost_api.customer import Customer, namespace_for
+from clawhost_api import heartbeat
+from clawhost_api.customer import Customer, HeartbeatSpec, namespace_for
 from clawhost_api.entitlement import effective_tier, entitlement
 from clawhost_api.kube import KubeError
 from clawhost_api.tiers import ThinkingLevel, Tier, TierName, get_tier
@@ -35,12 +36,59 @@ def _distinct(ids: list[int] | None) -> list[int] | None:
     return ids
 
 
+class ActiveHours(BaseModel):
+    start: str = Field(description="HH:MM, the window's start (inclusive).", examples=["08:00"])
+    end: str = Field(description="HH:MM, the window's end (exclusive; 24:00 is midnight).", examples=["22:00"])
+    timezone: str | None = Field(default=None, description="IANA time zone, e.g. Europe/Berlin; default UTC.")
+
+    _start = field_validator("start")(heartbeat.check_start)
+    _end = field_validator("end")(heartbeat.check_end)
+    _timezone = field_validator("timezone")(heartbeat.check_timezone)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ActiveHours:
+        if self.start == self.end:
+            raise ValueError("active hours start and end must differ")
+        return self
+
+
+class HeartbeatSettings(BaseModel):
+    """Turns the agent takes on its own (to follow up, check HEARTBEAT.md): each is a model call on your allowance."""
+
+    every: str = Field(
+        default=heartbeat.OFF,
+        description=f"How often: like 30m or 2h, from {heartbeat.MIN_MINUTES}m to {heartbeat.MAX_MINUTES // 60}h; "
+        "0m turns it off (the default).",
+        examples=["2h"],
+    )
+    light_context: bool = Field(default=True, description="Only HEARTBEAT.md of the workspace files (cheaper).")
+    isolated_session: bool = Field(default=True, description="A fresh session each time, no history (cheaper).")
+    active_hours: ActiveHours | None = Field(default=None, description="Only inside this daily window.")
+
+    _every = field_validator("every")(heartbeat.check_interval)
+
+    def to_spec(self) -> dict[str, Any]:
+        """As the Customer's spec.heartbeat (camelCase, every field: the dashboard owns them all)."""
+        return HeartbeatSpec.model_validate(self.model_dump()).model_dump(by_alias=True, exclude_none=True)
+
+
+class HeartbeatView(HeartbeatSettings):
+    estimated_monthly_tokens: int = Field(
+        description="What the heartbeat alone would spend in 30 days: full context "
+        f"{heartbeat.FULL_CONTEXT_PROMPT_TOKENS:,} prompt tokens a turn (measured), light context "
+        f"{heartbeat.LIGHT_CONTEXT_PROMPT_TOKENS:,} (assumed), {heartbeat.COMPLETION_TOKENS} completion tokens "
+        "(assumed); without an isolated session the conversation history comes on top."
+    )
+    share_of_allowance: float = Field(description="That estimate as a fraction of the plan's monthly tokens.")
+
+
 class AgentCreate(BaseModel):
     tier: TierName
     bot_token: str = Field(max_length=100, description="Telegram bot token from @BotFather.")
     allowed_user_ids: TelegramIds
     model: str | None = Field(default=None, max_length=100)
     thinking: ThinkingLevel | None = None
+    heartbeat: HeartbeatSettings | None = Field(default=None, description="Off unless given.")
 
     _ids = field_validator("allowed_user_ids")(_distinct)
 
@@ -57,6 +105,7 @@ class AgentUpdate(BaseModel):
     model: str | None = Field(default=None, max_length=100)
     thinking: ThinkingLevel | None = None
     suspend: bool | None = Field(default=None, description="true suspends the agent (scaled to zero); false resumes.")
+    heartbeat: HeartbeatSettings | None = Field(default=None, description="Replaces the heartbeat settings whole.")
 
     _ids = field_validator("allowed_user_ids")(_distinct)
 
@@ -88,6 +137,7 @@ class AgentView(BaseModel):
     )
     model: str = Field(description="The model that runs (the plan's default when the chosen one is not offered).")
     thinking: ThinkingLevel = Field(description="The thinking level that runs (at most the plan's).")
+    heartbeat: HeartbeatView
     billing_mode: str
     billing_state: str | None
     paid_tier: TierName | None
@@ -128,10 +178,26 @@ def view_of(raw: dict[str, Any]) -> AgentView:
         inactive_user_ids=list(entitled.inactive_telegram_ids),
         model=entitled.model,
         thinking=entitled.thinking,
+        heartbeat=_heartbeat_view(spec.heartbeat, entitled.tier),
         billing_mode=spec.billing.mode,
         billing_state=billing.state if billing else None,
         paid_tier=billing.paid_tier if billing else None,
         current_period_end=billing.current_period_end if billing else None,
+    )
+
+
+def _heartbeat_view(spec: HeartbeatSpec, tier: Tier) -> HeartbeatView:
+    window = spec.active_hours
+    tokens = heartbeat.estimated_monthly_tokens(
+        spec.every, spec.light_context, (window.start, window.end) if window else None
+    )
+    return HeartbeatView(
+        every=spec.every,
+        light_context=spec.light_context,
+        isolated_session=spec.isolated_session,
+        active_hours=ActiveHours(start=window.start, end=window.end, timezone=window.timezone) if window else None,
+        estimated_monthly_tokens=tokens,
+        share_of_allowance=round(tokens / tier.monthly_tokens, 3),
     )
 
 
@@ -207,6 +273,7 @@ async def create_agent(body: AgentCreate, user: CurrentUser, state: State, kube:
                 "allowedUserIds": body.allowed_user_ids,
             },
             "agent": agent,
+            "heartbeat": (body.heartbeat or HeartbeatSettings()).to_spec(),
             "billing": {"mode": "stripe"},
         },
     }
@@ -248,7 +315,8 @@ async def update_agent(body: AgentUpdate, user: CurrentUser, state: State, kube:
         agent["model"] = model
     if thinking:
         agent["thinking"] = thinking
-    spec: dict[str, Any] = {"telegram": {"allowedUserIds": ids}, "suspend": suspend}
+    beat = body.heartbeat.to_spec() if body.heartbeat is not None else _spec_heartbeat(current)
+    spec: dict[str, Any] = {"telegram": {"allowedUserIds": ids}, "suspend": suspend, "heartbeat": beat}
     if agent:
         spec["agent"] = agent
     try:
@@ -258,6 +326,10 @@ async def update_agent(body: AgentUpdate, user: CurrentUser, state: State, kube:
     if state.cache is not None:
         state.cache.remember(updated)
     return view_of(updated)
+
+
+def _spec_heartbeat(current: Customer) -> dict[str, Any]:
+    return current.spec.heartbeat.model_dump(by_alias=True, exclude_none=True)
 
 
 @router.put("/agent/bot-token", status_code=status.HTTP_204_NO_CONTENT, responses=AGENT_ERRORS)
