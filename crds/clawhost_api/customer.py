@@ -203,12 +203,12 @@ class AppliedStatus(_Model):
     config_hash: str | None = Field(
         default=None, description="Hash of the rendered gateway inputs; a change restarts the pod."
     )
-    active_telegram_user_ids: list[int] | None = Field(
+    active_telegram_user_ids: list[TelegramUserId] | None = Field(
         default=None,
         description="The spec's Telegram user ids the effective tier lets talk to the agent (the first ones, in spec "
         "order).",
     )
-    inactive_telegram_user_ids: list[int] | None = Field(
+    inactive_telegram_user_ids: list[TelegramUserId] | None = Field(
         default=None,
         description="The spec's Telegram user ids beyond the effective tier's allowance: kept in the spec, not allowed "
         "to talk to the agent.",

@@ -382,7 +382,7 @@ def test_steady_state_makes_no_writes(operator: OperatorProcess, customers: Cust
 def test_transitions_are_recorded_as_events(operator: OperatorProcess, customers: CustomerFactory) -> None:
     name = customers.create()
     customers.wait_ready(name)
-    # Posted from the reconcile workers through kopf's poster: None -> Running when the pod was Ready within the
+    # Posted by the reconcile workers themselves: None -> Running when the pod was Ready within the
     # first-status grace, None -> Provisioning -> Running when it was slower.
     eventually(lambda: "Running" in _event_reasons(customers, name), timeout=30, what="the transition Event")
 
