@@ -4,7 +4,7 @@ It answers "Hello from fake Kimi", one token per word, and honours the request l
 can: `max_tokens` over `max_completion_tokens` when both are sent, and `n` choices (each billed).
 A test asks for other behaviour in the first message's content, `fake:` then words:
 
-- `long`: 200 words, streamed slowly; `fail-429`: Moonshot's 429; `hang`: never answers;
+- `long`: 200 words, streamed slowly; `words=N`: N words at once; `fail-429`: Moonshot's 429; `hang`: never answers;
 - `overshoot=N`: N words more than the cap it was sent (an upstream that ignores the cap);
 - `stall-after=N`: stream N words, then send nothing more until the client goes away;
 - `cached=N` / `cached-openai=N`: report N of the prompt tokens as cached, in Moonshot's place
@@ -91,7 +91,8 @@ class FakeKimi:
         if "overshoot" in how:
             words = [f" w{i}" for i in range(cap + how["overshoot"])]
         else:
-            words = ([f" w{i}" for i in range(200)] if "long" in how else WORDS)[: max(1, cap)]
+            length = 200 if "long" in how else how.get("words", 0)
+            words = ([f" w{i}" for i in range(length)] if length else WORDS)[: max(1, cap)]
         choices = int(body.get("n") or 1)
         if not body.get("stream"):
             return web.json_response(

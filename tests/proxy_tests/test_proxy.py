@@ -243,8 +243,9 @@ async def _two_hundred_streams(
     used_before = limit - 3000
     _set_used(redis_server, customer.name, used_before)
     before, forwarded = _reservation_paths(proxy), len(fake_kimi.requests)
-    # The upstream would answer 200 tokens to each: only the caps the proxy sends keep the 200 within what is left.
-    messages = _fake("long")
+    # The upstream would answer each with 3,500 tokens when asked (more than is left): only the cap the proxy
+    # sends keeps what it really produces within the limit. (Small enough that all 200 can overlap.)
+    messages = _fake("words=4000")
 
     async def one() -> int | str:
         """The usage the upstream reported for this stream (what it really cost), or the refusal."""
@@ -253,7 +254,7 @@ async def _two_hundred_streams(
                 model="kimi-k2.5",
                 messages=messages,
                 stream=True,
-                max_tokens=50,
+                max_tokens=3500,
                 stream_options={"include_usage": True},
             )
             total = 0
