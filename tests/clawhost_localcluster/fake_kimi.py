@@ -4,7 +4,7 @@ It answers "Hello from fake Kimi", one token per word, and honours the request l
 can: `max_tokens` over `max_completion_tokens` when both are sent, and `n` choices (each billed).
 A test asks for other behaviour in the first message's content, `fake:` then words:
 
-- `long`: 200 words, streamed slowly; `words=N`: N words at once; `fail-429`: Moonshot's 429; `hang`: never answers;
+- `long`: 200 words, streamed slowly; `words=N`: N words, fast; `fail-429`: Moonshot's 429; `hang`: never answers;
 - `overshoot=N`: N words more than the cap it was sent (an upstream that ignores the cap);
 - `stall-after=N`: stream N words, then send nothing more until the client goes away;
 - `cached=N` / `cached-openai=N`: report N of the prompt tokens as cached, in Moonshot's place
@@ -115,7 +115,10 @@ class FakeKimi:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         try:
-            for position, word in enumerate(words):
+            # One word a chunk; `words=N` answers a hundred a chunk (cheap enough for 200 such streams at once).
+            size = 100 if "words" in how else 1
+            pieces = ["".join(words[start : start + size]) for start in range(0, len(words), size)]
+            for position, word in enumerate(pieces):
                 if "stall-after" in how and position == how["stall-after"]:
                     await asyncio.sleep(3600)  # cancelled when the caller closes the call
                 chunk: dict[str, Any] = {
@@ -127,7 +130,7 @@ class FakeKimi:
                         {"index": index, "delta": {"content": word}, "finish_reason": None} for index in range(choices)
                     ],
                 }
-                if position == len(words) - 1:
+                if position == len(pieces) - 1:
                     usage = self._usage(body, len(words) * choices, how)
                     chunk["choices"][0]["finish_reason"] = "stop"
                     chunk["choices"][0]["usage"] = usage  # Moonshot's place
