@@ -154,6 +154,7 @@ def _spec_schema() -> Schema:
                 "tier's default.",
             },
             "suspend": {"default": CustomerSpec.model_fields["suspend"].default},
+            "dashboardSuspend": {"default": CustomerSpec.model_fields["dashboard_suspend"].default},
             "billing": {
                 "default": BillingSpec().model_dump(by_alias=True),
                 "x-kubernetes-validations": [

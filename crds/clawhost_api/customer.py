@@ -153,7 +153,13 @@ class CustomerSpec(_Model):
     heartbeat: HeartbeatSpec = Field(default_factory=HeartbeatSpec)
     suspend: bool = Field(
         default=False,
-        description="Manual switch: true scales the gateway to zero replicas; namespace and data are kept.",
+        description="The platform's manual switch (kubectl, GitOps): true scales the gateway to zero replicas; "
+        "namespace and data are kept. The dashboard never writes it.",
+    )
+    dashboard_suspend: bool = Field(
+        default=False,
+        description="The customer's own switch, written only by the dashboard: true suspends like spec.suspend. "
+        "The gateway runs only when both are false.",
     )
     billing: BillingSpec = Field(default_factory=BillingSpec)
 

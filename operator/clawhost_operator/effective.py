@@ -38,4 +38,6 @@ def decide(spec: CustomerSpec, billing: BillingStatus | None) -> Decision:
             return Decision("suspend", tier, "SubscriptionPaused", "subscription paused: agent suspended")
     if spec.suspend:
         return Decision("suspend", tier, "Suspended", "suspended by spec.suspend")
+    if spec.dashboard_suspend:
+        return Decision("suspend", tier, "Suspended", "suspended from the dashboard (spec.dashboardSuspend)")
     return Decision("run", tier, "Running", "the gateway is running")

@@ -94,7 +94,8 @@ def test_create_read_update_own_agent(cluster_client: TestClient, customer_crd: 
     assert changed.status_code == 200
     live = _get(customer_crd, "customer", name)
     assert live["spec"]["agent"]["thinking"] == "low", "an earlier change survives a later partial one"
-    assert live["spec"]["suspend"] is True
+    assert live["spec"]["dashboardSuspend"] is True
+    assert live["spec"]["suspend"] is False, "the platform's switch is not the dashboard's"
     assert live["spec"]["telegram"]["allowedUserIds"] == [111, 222]
     assert "clawhost-dashboard" in {m["manager"] for m in live["metadata"]["managedFields"]}
     assert live["status"]["phase"] == "Running"
@@ -144,13 +145,14 @@ def test_starter_offers_only_its_models_and_the_user_can_suspend_and_resume(
     refused = cluster_client.patch("/agent", headers=auth, json={"model": "kimi-k2-thinking"})
     assert refused.status_code == 422
     assert "kimi-k2.5" in refused.json()["detail"]
-    assert cluster_client.patch("/agent", headers=auth, json={"suspend": True}).json()["suspended"] is True
-    assert _get(customer_crd, "customer", name)["spec"]["suspend"] is True
+    suspended = cluster_client.patch("/agent", headers=auth, json={"suspend": True}).json()
+    assert (suspended["suspended"], suspended["suspended_by"]) == (True, ["you"])
+    assert _get(customer_crd, "customer", name)["spec"]["dashboardSuspend"] is True
     resumed = cluster_client.patch("/agent", headers=auth, json={"suspend": False})
     assert resumed.status_code == 200
-    assert resumed.json()["suspended"] is False
+    assert (resumed.json()["suspended"], resumed.json()["suspended_by"]) == (False, [])
     live = _get(customer_crd, "customer", name)
-    assert live["spec"]["suspend"] is False
+    assert live["spec"]["dashboardSuspend"] is False
     assert "model" not in live["spec"].get("agent", {}), "a refused change wrote nothing"
 
 
@@ -256,3 +258,59 @@ def test_heartbeat_is_off_by_default_and_a_chosen_one_shows_its_monthly_cost(
         assert refused.status_code == 422, bad
         assert message in json.dumps(refused.json()), refused.text
     assert _get(customer_crd, "customer", name)["spec"]["heartbeat"]["every"] == "2h", "refused changes wrote nothing"
+
+
+def _owner_of_suspend(live: dict[str, Any]) -> set[str]:
+    """The field managers that own spec.suspend (server-side apply's managedFields)."""
+    return {
+        m["manager"]
+        for m in live["metadata"]["managedFields"]
+        if "f:suspend" in m.get("fieldsV1", {}).get("f:spec", {})
+    }
+
+
+def test_the_dashboard_never_takes_over_a_platform_suspension(
+    cluster_client: TestClient, customer_crd: Cluster
+) -> None:
+    auth = _login(cluster_client)
+    created = cluster_client.post(
+        "/agent", headers=auth, json={"tier": "team", "bot_token": TOKEN, "allowed_user_ids": [31]}
+    )
+    assert created.status_code == 201, created.text
+    name = created.json()["name"]
+    # A person suspends the agent by hand, as the runbook says.
+    customer_crd.kubectl("patch", "customer", name, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+
+    def seen_suspended() -> dict[str, Any] | None:
+        view: dict[str, Any] = cluster_client.get("/agent", headers=auth).json()
+        return view if view["suspended"] else None
+
+    view = eventually(seen_suspended, timeout=20, what="the cache to see the platform's suspension")
+    assert view["suspended_by"] == ["platform"]
+    # The customer's resume cannot undo it: 409, nothing written.
+    resume = cluster_client.patch("/agent", headers=auth, json={"suspend": False})
+    assert resume.status_code == 409
+    assert resume.headers["content-type"] == "application/json"
+    assert "suspended by the platform" in resume.json()["detail"]
+    # Other dashboard changes (its apply is forced) leave the platform's field and its owner alone.
+    assert cluster_client.patch("/agent", headers=auth, json={"allowed_user_ids": [31, 32]}).status_code == 200
+    assert cluster_client.patch("/agent", headers=auth, json={"suspend": True}).json()["suspended_by"] == [
+        "you",
+        "platform",
+    ]
+    live = _get(customer_crd, "customer", name)
+    assert live["spec"]["suspend"] is True
+    assert "clawhost-dashboard" not in _owner_of_suspend(live), _owner_of_suspend(live)
+    assert _owner_of_suspend(live) == {"kubectl-patch"}
+    # The person lifts theirs: still suspended by the customer's own switch until the customer resumes.
+    customer_crd.kubectl("patch", "customer", name, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+
+    def suspended_only_by_you() -> dict[str, Any] | None:
+        view: dict[str, Any] = cluster_client.get("/agent", headers=auth).json()
+        return view if view["suspended_by"] == ["you"] else None
+
+    view = eventually(suspended_only_by_you, timeout=20, what="the cache to see the platform's resume")
+    assert view["suspended"] is True
+    resumed = cluster_client.patch("/agent", headers=auth, json={"suspend": False})
+    assert resumed.status_code == 200
+    assert (resumed.json()["suspended"], resumed.json()["suspended_by"]) == (False, [])

@@ -57,6 +57,11 @@ def test_manual_suspend_and_comped_customers() -> None:
     assert decide(_spec(suspend=True), BillingStatus(state="active")).action == "suspend"
     assert decide(_spec(billing={"mode": "none"}), None).action == "run"
     assert decide(_spec(billing={"mode": "none"}, suspend=True), None).reason == "Suspended"
+    # The customer's own switch (written only by the dashboard) suspends the same way, on its own.
+    by_dashboard = decide(_spec(dashboard_suspend=True), BillingStatus(state="active"))
+    assert (by_dashboard.action, by_dashboard.reason) == ("suspend", "Suspended")
+    assert "dashboard" in by_dashboard.message
+    assert decide(_spec(suspend=True, dashboard_suspend=False), BillingStatus(state="active")).action == "suspend"
 
 
 def test_effective_tier_never_exceeds_the_paid_one() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -104,7 +104,10 @@ class AgentUpdate(BaseModel):
     allowed_user_ids: TelegramIds | None = None
     model: str | None = Field(default=None, max_length=100)
     thinking: ThinkingLevel | None = None
-    suspend: bool | None = Field(default=None, description="true suspends the agent (scaled to zero); false resumes.")
+    suspend: bool | None = Field(
+        default=None,
+        description="true suspends the agent (scaled to zero); false resumes it (409 if the platform suspended it).",
+    )
     heartbeat: HeartbeatSettings | None = Field(default=None, description="Replaces the heartbeat settings whole.")
 
     _ids = field_validator("allowed_user_ids")(_distinct)
@@ -130,6 +133,9 @@ class AgentView(BaseModel):
     tier: TierName = Field(description="The plan chosen (spec.tier).")
     effective_tier: TierName = Field(description="The plan that runs: never more than the one paid for.")
     suspended: bool
+    suspended_by: list[Literal["you", "platform"]] = Field(
+        description="Who suspended it: you (from the dashboard) and/or the platform (only it can resume that)."
+    )
     allowed_user_ids: list[int] = Field(description="Every Telegram user id of the agent's allowlist, as saved.")
     active_user_ids: list[int] = Field(description="Those the effective plan lets talk to the agent (the first ones).")
     inactive_user_ids: list[int] = Field(
@@ -158,6 +164,15 @@ def _check_against_tier(tier: Tier, ids: list[int] | None, model: str | None, th
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="; ".join(problems))
 
 
+def _suspended_by(by_dashboard: bool, by_platform: bool) -> list[Literal["you", "platform"]]:
+    who: list[Literal["you", "platform"]] = []
+    if by_dashboard:
+        who.append("you")
+    if by_platform:
+        who.append("platform")
+    return who
+
+
 def view_of(raw: dict[str, Any]) -> AgentView:
     customer = Customer.model_validate(raw)
     spec, st = customer.spec, customer.status
@@ -172,7 +187,8 @@ def view_of(raw: dict[str, Any]) -> AgentView:
         namespace=st.namespace or namespace_for(customer.metadata.name),
         tier=spec.tier,
         effective_tier=entitled.tier.name,
-        suspended=spec.suspend,
+        suspended=spec.suspend or spec.dashboard_suspend,
+        suspended_by=_suspended_by(spec.dashboard_suspend, spec.suspend),
         allowed_user_ids=spec.telegram.allowed_user_ids,
         active_user_ids=list(entitled.active_telegram_ids),
         inactive_user_ids=list(entitled.inactive_telegram_ids),
@@ -309,14 +325,21 @@ async def update_agent(body: AgentUpdate, user: CurrentUser, state: State, kube:
     ids = body.allowed_user_ids if body.allowed_user_ids is not None else current.spec.telegram.allowed_user_ids
     model = body.model if body.model is not None else current.spec.agent.model
     thinking = body.thinking if body.thinking is not None else current.spec.agent.thinking
-    suspend = body.suspend if body.suspend is not None else current.spec.suspend
+    # spec.suspend is the platform's switch (a person with kubectl, GitOps); the dashboard owns only
+    # spec.dashboardSuspend, so its apply can never take the platform's suspension over.
+    if body.suspend is False and current.spec.suspend:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail="this agent was suspended by the platform, not from the dashboard: contact support to resume it",
+        )
+    suspend = body.suspend if body.suspend is not None else current.spec.dashboard_suspend
     agent: dict[str, Any] = {}
     if model:
         agent["model"] = model
     if thinking:
         agent["thinking"] = thinking
     beat = body.heartbeat.to_spec() if body.heartbeat is not None else _spec_heartbeat(current)
-    spec: dict[str, Any] = {"telegram": {"allowedUserIds": ids}, "suspend": suspend, "heartbeat": beat}
+    spec: dict[str, Any] = {"telegram": {"allowedUserIds": ids}, "dashboardSuspend": suspend, "heartbeat": beat}
     if agent:
         spec["agent"] = agent
     try:
