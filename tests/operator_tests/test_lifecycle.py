@@ -135,6 +135,28 @@ def test_suspend_and_resume(operator: OperatorProcess, customers: CustomerFactor
     assert customers.get(name)["status"]["proxyToken"]["hash"] == token_hash, "resume keeps the same token"
 
 
+def test_the_customers_own_switch_suspends_beside_the_platforms(
+    operator: OperatorProcess, customers: CustomerFactory
+) -> None:
+    name = customers.create()
+    customers.wait_ready(name)
+
+    def patch(spec: str) -> None:
+        customers.cluster.kubectl("patch", "customer", name, "--type=merge", "-p", spec)
+
+    patch('{"spec":{"dashboardSuspend":true}}')
+    customers.wait_for(name, lambda c: c["status"]["phase"] == "Suspended", "Suspended by the dashboard's field")
+    assert "dashboard" in customers.condition(name)["message"]  # type: ignore[index]
+    assert _deployment(customers, name)["spec"]["replicas"] == 0
+    # Both set, then the platform lifts its own: still suspended by the customer's switch.
+    patch('{"spec":{"suspend":true}}')
+    patch('{"spec":{"suspend":false}}')
+    customers.wait_for(name, lambda c: "dashboard" in str(c["status"]["conditions"]), "the dashboard's reason again")
+    assert customers.get(name)["status"]["phase"] == "Suspended"
+    patch('{"spec":{"dashboardSuspend":false}}')
+    customers.wait_ready(name)
+
+
 def test_billing_states_drive_the_gateway(operator: OperatorProcess, customers: CustomerFactory) -> None:
     name = customers.create(tier="pro", billing="stripe")
     customers.wait_for(name, lambda c: (c.get("status") or {}).get("phase") == "AwaitingPayment", "AwaitingPayment")
