@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +16,7 @@ from clawhost_localcluster.environment import (
     scratch_dir,
 )
 from clawhost_localcluster.services import PostgresServer, RedisServer
-from clawhost_localcluster.waiting import eventually
-from operator_tests.conftest import CustomerFactory, OperatorProcess, service_account_kubeconfig
+from operator_tests.conftest import CustomerFactory, OperatorProcess, install_platform, service_account_kubeconfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,23 +67,7 @@ def namespace(cluster: Cluster) -> Iterator[str]:
 # The operator-backed fixtures live here so every test directory shares one operator process.
 @pytest.fixture(scope="session")
 def platform_installed(cluster: Cluster) -> Cluster:
-    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
-    # Established is not yet served: for a moment after it, a create still answers 503 "Resource kind ... not found".
-    probe = json.dumps(
-        {
-            "apiVersion": "clawhost.dev/v1alpha1",
-            "kind": "Customer",
-            "metadata": {"name": "served-probe"},
-            "spec": {"tier": "starter", "telegram": {"botTokenSecretRef": {"name": "x"}, "allowedUserIds": [1]}},
-        }
-    )
-    eventually(
-        lambda: cluster.kubectl("create", "--dry-run=server", "-f", "-", stdin=probe, check=False).returncode == 0,
-        timeout=60,
-        what="the API server to serve Customers",
-    )
-    cluster.kubectl("apply", "-f", str(REPO / "operator" / "deploy"))
+    install_platform(cluster)
     return cluster
 
 

@@ -38,6 +38,27 @@ def gateway_secret(customers: CustomerFactory, name: str) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
 
 
+def install_platform(cluster: Cluster) -> None:
+    """The Customer CRD (served, not only Established) and the operator's deploy manifests but its Deployment's pod."""
+    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
+    # Established is not yet served: for a moment after it, a create still answers 503 "Resource kind ... not found".
+    probe = json.dumps(
+        {
+            "apiVersion": "clawhost.dev/v1alpha1",
+            "kind": "Customer",
+            "metadata": {"name": "served-probe"},
+            "spec": {"tier": "starter", "telegram": {"botTokenSecretRef": {"name": "x"}, "allowedUserIds": [1]}},
+        }
+    )
+    eventually(
+        lambda: cluster.kubectl("create", "--dry-run=server", "-f", "-", stdin=probe, check=False).returncode == 0,
+        timeout=60,
+        what="the API server to serve Customers",
+    )
+    cluster.kubectl("apply", "-f", str(REPO / "operator" / "deploy"))
+
+
 def service_account_kubeconfig(cluster: Cluster, directory: Path) -> Path:
     """A kubeconfig that authenticates with a real token of the operator's ServiceAccount."""
     token = cluster.kubectl("create", "token", "clawhost-operator", "-n", "platform", "--duration=6h").stdout.strip()
@@ -53,16 +74,17 @@ def service_account_kubeconfig(cluster: Cluster, directory: Path) -> Path:
 
 @dataclass
 class OperatorProcess:
-    kubeconfig: Path
+    kubeconfig: Path | None  # None: in-cluster, as `in_cluster_env` says
     workdir: Path
     metrics_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
+    in_cluster_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
-        env = dict(
-            os.environ,
-            KUBECONFIG=str(self.kubeconfig),
+        env = {key: value for key, value in os.environ.items() if key != "KUBECONFIG"}
+        env.update(
+            self.in_cluster_env if self.kubeconfig is None else {"KUBECONFIG": str(self.kubeconfig)},
             CLAWHOST_OPERATOR_METRICS_PORT=str(self.metrics_port),
             CLAWHOST_OPERATOR_HEALTH_PORT=str(self.health_port),
             CLAWHOST_OPERATOR_RESYNC_SECONDS="5",
