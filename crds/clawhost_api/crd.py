@@ -141,9 +141,14 @@ def _spec_schema() -> Schema:
         model_schema(CustomerSpec),
         {
             "": {"x-kubernetes-validations": _spec_rules()},
+            # One value, replaced whole by whoever writes it: as a `set`, each id was owned by the manager that
+            # wrote it, so the dashboard could never remove an id the Customer was created with.
             "telegram.allowedUserIds": {
                 "maxItems": max(tier.telegram_users_max for tier in tiers),
-                "x-kubernetes-list-type": "set",
+                "x-kubernetes-list-type": "atomic",
+                "x-kubernetes-validations": [
+                    {"rule": "self.all(id, self.exists_one(other, other == id))", "message": "ids must be distinct"}
+                ],
             },
             "telegram.allowedUserIds[]": {"format": "int64"},
             "telegram.botTokenSecretRef.key": {"default": SecretKeyRef.model_fields["key"].default},

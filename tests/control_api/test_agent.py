@@ -204,8 +204,11 @@ def test_ids_beyond_the_paid_tier_show_as_inactive_and_changes_are_judged_by_it(
     refused = cluster_client.patch("/agent", headers=auth, json={"allowed_user_ids": [9001, 9002]})
     assert refused.status_code == 422
     assert "starter tier allows at most 1" in refused.json()["detail"]
-    accepted = cluster_client.patch("/agent", headers=auth, json={"allowed_user_ids": [9001]})
-    assert accepted.status_code == 200, accepted.text
+    fixed = cluster_client.patch("/agent", headers=auth, json={"allowed_user_ids": [9002]})
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["active_user_ids"] == [9002], "an id the agent was created with can be removed"
+    assert fixed.json()["inactive_user_ids"] == []
+    assert _get(customer_crd, "customer", name)["spec"]["telegram"]["allowedUserIds"] == [9002]
 
 
 def test_heartbeat_is_off_by_default_and_a_chosen_one_shows_its_monthly_cost(

@@ -41,6 +41,7 @@ def _with(path: str, value: Any, name: str = "invalid") -> dict[str, Any]:
         (_with("spec.telegram.allowedUserIds", [1, 2]), "the Starter tier allows at most 1 Telegram user id"),
         (_with("spec.telegram.allowedUserIds", [0]), "should be greater than or equal to 1"),
         (_with("spec.telegram.allowedUserIds", []), "should have at least 1 items"),
+        (_with("spec.telegram.allowedUserIds", [5, 5]), "ids must be distinct"),
         (
             _with("spec.agent", {"thinking": "high"}),
             "the Starter tier allows thinking levels off, minimal, low, medium",
@@ -56,6 +57,7 @@ def _with(path: str, value: Any, name: str = "invalid") -> dict[str, Any]:
         "too-many-ids",
         "zero-id",
         "no-ids",
+        "duplicate-ids",
         "thinking",
         "model",
         "no-secret-ref",
