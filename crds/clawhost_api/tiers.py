@@ -32,6 +32,8 @@ class Tier(BaseModel):
     memory_request: str
     memory_limit: str
     node_heap_mb: int = Field(gt=0)
+    # A cached prompt token counts this much of a fresh one against `monthly_tokens` (see tiers.yaml).
+    cached_prompt_weight: float = Field(default=0.25, ge=0, le=1)
 
     def allows_thinking(self, level: ThinkingLevel) -> bool:
         """A customer may pick any thinking level up to the tier's own."""

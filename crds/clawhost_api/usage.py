@@ -25,7 +25,20 @@ LEDGER_COLUMNS = (
     "status",
     "estimated",
     "created_at",
+    "cached_prompt_tokens",
+    "charged_tokens",
 )
+
+
+def charged_tokens(prompt: int, completion: int, cached_prompt: int, cached_prompt_weight: float) -> int:
+    """What a request counts against the monthly limit: cached prompt tokens at the tier's weight (rounded up).
+
+    `cached_prompt` is part of `prompt` (as the upstreams report it); the weight is at most 1, so the
+    charge never exceeds `prompt + completion` and the reservation's bound still holds.
+    """
+    cached = min(cached_prompt, prompt)
+    per_10k = round(cached_prompt_weight * 10_000)  # in integers: 0.1 x 30 is 3, not 3.0000000000000004
+    return prompt - cached - (-cached * per_10k // 10_000) + completion
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -21,7 +22,8 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from clawhost_api.tiers import get_tier
+from clawhost_api.tiers import Tier, get_tier
+from clawhost_api.usage import charged_tokens
 from clawhost_proxy.body import BodyProblem, ChatRequest, parse_chat_request
 from clawhost_proxy.directory import CustomerAuth
 from clawhost_proxy.errors import openai_error
@@ -37,7 +39,8 @@ from clawhost_proxy.metrics import (
     TokenMeters,
 )
 from clawhost_proxy.settings import ProxySettings
-from clawhost_proxy.sse import SseRelay, StreamMeter, usage_of
+from clawhost_proxy.sse import SseRelay, StreamMeter
+from clawhost_proxy.usage import NOTHING, TokenUsage, reported, usage_of
 
 logger = logging.getLogger("clawhost.proxy")
 
@@ -51,6 +54,7 @@ class Call:
     """One chat request in flight, from its reservation to its settlement."""
 
     auth: CustomerAuth
+    tier: Tier
     model: str
     ledger_id: str
     request_id: str
@@ -125,15 +129,16 @@ class ChatHandler:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return openai_error(400, "request body is not valid JSON", "invalid_request_error", "invalid_json")
-        parsed = parse_chat_request(body, get_tier(auth.tier), self.settings.default_max_tokens)
+        tier = get_tier(auth.tier)
+        parsed = parse_chat_request(body, tier, self.settings.default_max_tokens)
         if isinstance(parsed, BodyProblem):
             BLOCKED.labels("bad_request").inc()
             return openai_error(400, parsed.message, "invalid_request_error", parsed.code)
-        reserved = await self._reserve(auth, parsed, len(raw))
+        reserved = await self._reserve(auth, tier, parsed, len(raw))
         if isinstance(reserved, web.Response):
             return reserved
         reservation, upstream = reserved
-        call = Call(auth, parsed.model, ledger_id, request_id, started, time.time(), reservation)
+        call = Call(auth, tier, parsed.model, ledger_id, request_id, started, time.time(), reservation)
         try:
             if parsed.stream:
                 return await self._forward_stream(request, call, parsed, upstream)
@@ -149,10 +154,10 @@ class ChatHandler:
     # -- reserve ---------------------------------------------------------------------------------
 
     async def _reserve(
-        self, auth: CustomerAuth, chat: ChatRequest, size: int
+        self, auth: CustomerAuth, tier: Tier, chat: ChatRequest, size: int
     ) -> tuple[Reservation, Awaitable[Any]] | web.Response:
         """The reservation and the upstream call it allows (already started when overlapped), or the refusal."""
-        limit = get_tier(auth.tier).monthly_tokens
+        limit = tier.monthly_tokens
         body, cap_key, requested = chat.body, self.settings.upstream_cap_key, chat.requested
         prompt_bound = size + PER_MESSAGE_OVERHEAD * len(body["messages"])
         wanted = prompt_bound + requested
@@ -183,7 +188,7 @@ class ChatHandler:
             BLOCKED.labels("monthly_limit").inc()
             return openai_error(
                 429,
-                f"monthly limit reached ({limit:,} tokens for the {get_tier(auth.tier).display_name} plan); "
+                f"monthly limit reached ({limit:,} tokens for the {tier.display_name} plan); "
                 f"upgrade at {self.settings.upgrade_url}",
                 "clawhost_monthly_limit",
                 "monthly_limit_reached",
@@ -214,13 +219,13 @@ class ChatHandler:
             data = orjson.loads(payload)
         except orjson.JSONDecodeError:
             data = None
-        usage = (usage_of(data) if isinstance(data, dict) else None) or {}
-        prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
-        estimated = not usage
-        if estimated:
-            prompt, completion = _estimate_prompt(chat.body), max(1, len(payload) // 4)
+        found = usage_of(data) if isinstance(data, dict) else None
+        if found:
+            usage = reported(found)
+        else:
+            usage = TokenUsage(_estimate_prompt(chat.body), max(1, len(payload) // 4), estimated=True)
         # Settled (and ledgered) before the client gets a byte: a finished response always has its row.
-        used = await self._settle(call, 200, prompt, completion, estimated)
+        used = await self._settle(call, 200, usage)
         return web.Response(
             status=200, body=payload, content_type="application/json", headers=_warning(used, call.reservation.limit)
         )
@@ -295,56 +300,62 @@ class ChatHandler:
     # -- settle ----------------------------------------------------------------------------------
 
     async def _settle_stream(self, call: Call, chat: ChatRequest, meter: StreamMeter, status: int) -> None:
-        usage = meter.usage
-        if usage:
-            prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
-            await self._settle(call, status, prompt, completion)
+        if meter.usage:
+            await self._settle(call, status, reported(meter.usage))
         elif meter.chunks:
             # No usage arrived: estimate (prompt at ~4 bytes a token, completion from what was streamed).
             completion = max(meter.chunks, meter.chars // 4)
-            await self._settle(call, status, _estimate_prompt(chat.body), completion, estimated=True)
+            await self._settle(call, status, TokenUsage(_estimate_prompt(chat.body), completion, estimated=True))
         else:
             await self._settle(call, status)
 
-    async def _settle(
-        self, call: Call, status: int, prompt: int = 0, completion: int = 0, estimated: bool = False
-    ) -> int:
-        """Correct the usage counter and append the ledger row (one Redis call), once per call; meter the tokens.
+    async def _settle(self, call: Call, status: int, usage: TokenUsage = NOTHING) -> int:
+        """Charge the usage and append the ledger row (one Redis call), once per call; meter the tokens.
 
         Returns the usage after settling (the reservation's view when the call was already settled).
         """
         if call.settled:
             return call.reservation.used_after
         call.settled = True
+        charged = charged_tokens(usage.prompt, usage.completion, usage.cached_prompt, call.tier.cached_prompt_weight)
         entry = LedgerEntry(
             call.ledger_id,
             call.request_id,
             call.auth.name,
             call.auth.tier,
             call.model,
-            prompt,
-            completion,
+            usage.prompt,
+            usage.completion,
             int((time.perf_counter() - call.started) * 1000),
             status,
-            estimated,
+            usage.estimated,
             int(call.wall_started * 1000),
+            usage.cached_prompt,
+            charged,
         )
-        used = await self.limiter.settle(call.reservation, prompt + completion, entry)
-        if prompt or completion:
-            self._meters.count(call.auth.name, call.auth.tier, call.model, prompt, completion)
+        used = await self.limiter.settle(call.reservation, charged, entry)
+        if charged:
+            self._meters.count(call.auth.name, call.auth.tier, call.model, usage)
         if self.settings.log_requests:
             # Ids, counts and timings only: never prompts, completions or tokens. Written once this
             # step of the event loop is over, so after the response's bytes are on their way.
             asyncio.get_running_loop().call_soon(
-                logger.info,
-                "request_id=%s customer=%s model=%s status=%d prompt_tokens=%d completion_tokens=%d latency_ms=%d",
-                call.request_id,
-                call.auth.name,
-                call.model,
-                status,
-                prompt,
-                completion,
-                entry.latency_ms,
+                partial(
+                    logger.info,
+                    "request",
+                    extra={
+                        "request_id": call.request_id,
+                        "customer": call.auth.name,
+                        "model": call.model,
+                        "status": status,
+                        "prompt_tokens": usage.prompt,
+                        "completion_tokens": usage.completion,
+                        "cached_prompt_tokens": usage.cached_prompt,
+                        "charged_tokens": charged,
+                        "estimated": usage.estimated,
+                        "latency_ms": entry.latency_ms,
+                    },
+                )
             )
         return used
 
@@ -371,8 +382,3 @@ def _discard(task: asyncio.Task[Any]) -> None:
 
 def _estimate_prompt(body: dict[str, Any]) -> int:
     return len(orjson.dumps(body["messages"])) // 4
-
-
-def _count(value: Any) -> int:
-    """A token count from the upstream's usage; anything but a non-negative integer counts as 0."""
-    return value if type(value) is int and value > 0 else 0

@@ -48,9 +48,9 @@ _FIELD = FIELD.encode()
 
 _INSERT = f"""
 INSERT INTO {LEDGER_TABLE} (id, request_id, customer, tier, model, prompt_tokens, completion_tokens,
-                          latency_ms, status, estimated, created_at)
+                          latency_ms, status, estimated, created_at, cached_prompt_tokens, charged_tokens)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::int[],
-                     %s::int[], %s::int[], %s::bool[], %s::timestamptz[])
+                     %s::int[], %s::int[], %s::bool[], %s::timestamptz[], %s::int[], %s::int[])
 ON CONFLICT (id) DO NOTHING
 """  # noqa: S608 - the table name is our constant
 _COLUMNS_PRESENT = "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
@@ -78,6 +78,8 @@ class LedgerEntry:
     status: int
     estimated: bool
     created_at_ms: int
+    cached_prompt_tokens: int  # part of prompt_tokens: served from the upstream's prompt cache
+    charged_tokens: int  # what the request counted against the limit (cached prompt tokens at the tier's weight)
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -93,6 +95,8 @@ class LedgerEntry:
                 self.status,
                 self.estimated,
                 self.created_at_ms,
+                self.cached_prompt_tokens,
+                self.charged_tokens,
             ]
         )
 
@@ -102,8 +106,13 @@ class LedgerEntry:
         if len(fields) == 10:  # written by a proxy before rows had their own id: keyed `<customer>/<request id>`
             key, *fields = fields
             fields = [key, key.partition("/")[2], *fields]
-        i, r, c, t, m, p, o, lat, s, e, at = fields
-        return cls(str(i), str(r), str(c), str(t), str(m), int(p), int(o), int(lat), int(s), bool(e), int(at))
+        if len(fields) == 11:  # written before cached prompt tokens were counted: all charged in full
+            fields += [0, int(fields[5]) + int(fields[6])]
+        i, r, c, t, m, p, o, lat, s, e, at, cached, charged = fields
+        return cls(
+            str(i), str(r), str(c), str(t), str(m), int(p), int(o), int(lat), int(s), bool(e), int(at),
+            int(cached), int(charged),
+        )  # fmt: skip
 
 
 def _columns(entries: Sequence[LedgerEntry]) -> list[list[Any]]:
@@ -119,6 +128,8 @@ def _columns(entries: Sequence[LedgerEntry]) -> list[list[Any]]:
         [e.status for e in entries],
         [e.estimated for e in entries],
         [datetime.fromtimestamp(e.created_at_ms / 1000, UTC) for e in entries],
+        [e.cached_prompt_tokens for e in entries],
+        [e.charged_tokens for e in entries],
     ]
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-TOKENS = Counter("clawhost_proxy_tokens_total", "Tokens metered", ["customer", "tier", "model", "kind"])
+from clawhost_proxy.usage import TokenUsage
+
+TOKENS = Counter(
+    "clawhost_proxy_tokens_total",
+    "Tokens metered; kind: prompt, completion, cached_prompt (part of prompt: served from the upstream's cache)",
+    ["customer", "tier", "model", "kind"],
+)
 DURATION = Histogram("clawhost_proxy_request_duration_seconds", "Request duration", ["route", "stream"])
 BLOCKED = Counter("clawhost_proxy_blocked_total", "Requests refused by the proxy", ["reason"])
 UPSTREAM_ERRORS = Counter("clawhost_proxy_upstream_errors_total", "Upstream failures", ["kind"])
@@ -26,12 +32,18 @@ class TokenMeters:
     __slots__ = ("_children",)
 
     def __init__(self) -> None:
-        self._children: dict[tuple[str, str, str], tuple[Counter, Counter]] = {}
+        self._children: dict[tuple[str, str, str], tuple[Counter, Counter, Counter]] = {}
 
-    def count(self, customer: str, tier: str, model: str, prompt: int, completion: int) -> None:
+    def count(self, customer: str, tier: str, model: str, usage: TokenUsage) -> None:
         labels = (customer, tier, model)
         children = self._children.get(labels)
         if children is None:
-            children = self._children[labels] = (TOKENS.labels(*labels, "prompt"), TOKENS.labels(*labels, "completion"))
-        children[0].inc(prompt)
-        children[1].inc(completion)
+            children = self._children[labels] = (
+                TOKENS.labels(*labels, "prompt"),
+                TOKENS.labels(*labels, "completion"),
+                TOKENS.labels(*labels, "cached_prompt"),
+            )
+        children[0].inc(usage.prompt)
+        children[1].inc(usage.completion)
+        if usage.cached_prompt:
+            children[2].inc(usage.cached_prompt)

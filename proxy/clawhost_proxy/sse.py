@@ -7,14 +7,7 @@ from typing import Any
 
 import orjson
 
-
-def usage_of(chunk: dict[str, Any]) -> dict[str, Any] | None:
-    """The usage object of a response or chunk: top-level, or in `choices[0]` (where Moonshot also puts it)."""
-    usage = chunk.get("usage")
-    if not usage:
-        choices = chunk.get("choices") or []
-        usage = choices[0].get("usage") if choices and isinstance(choices[0], dict) else None
-    return usage if isinstance(usage, dict) else None
+from clawhost_proxy.usage import usage_of
 
 
 class StreamMeter:

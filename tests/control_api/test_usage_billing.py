@@ -12,7 +12,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from clawhost_api.customer import BillingStatus
-from clawhost_api.usage import usage_counter_key, usage_period
+from clawhost_api.usage import charged_tokens, usage_counter_key, usage_period
 from clawhost_control_api.core.config import Settings
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.waiting import eventually
@@ -40,25 +40,40 @@ def test_usage_reads_counter_and_daily_series(
     period = usage_period(BillingStatus(), now)
     redis.Redis.from_url(redis_url).set(usage_counter_key(name, period), 12345)
     day1 = period.start + timedelta(hours=1)
-    rows = [("r1", day1, 100, 50), ("r2", day1 + timedelta(minutes=5), 10, 5), ("r3", now, 7, 3)]
+    # (id, when, prompt, completion, of the prompt cached); charged as the proxy does, cached at 0.25
+    rows = [("r1", day1, 100, 50, 80), ("r2", day1 + timedelta(minutes=5), 10, 5, 0), ("r3", now, 7, 3, 4)]
     with psycopg.connect(cluster_settings.database_url, autocommit=True) as conn:
-        for rid, at, prompt, completion in [*rows, ("old", period.start - timedelta(days=2), 999, 999)]:
+        for rid, at, prompt, completion, cached in [*rows, ("old", period.start - timedelta(days=2), 999, 999, 9)]:
             conn.execute(
                 "INSERT INTO token_ledger (id, request_id, customer, tier, model, prompt_tokens, completion_tokens,"
-                " latency_ms, status, created_at) VALUES (%s, %s, %s, 'pro', 'kimi', %s, %s, 10, 200, %s)",
-                (f"{name}-{rid}", rid, name, prompt, completion, at),
+                " latency_ms, status, created_at, cached_prompt_tokens, charged_tokens)"
+                " VALUES (%s, %s, %s, 'pro', 'kimi', %s, %s, 10, 200, %s, %s, %s)",
+                (
+                    f"{name}-{rid}",
+                    rid,
+                    name,
+                    prompt,
+                    completion,
+                    at,
+                    cached,
+                    charged_tokens(prompt, completion, cached, 0.25),
+                ),
             )
     usage = cluster_client.get("/usage", headers=auth)
     assert usage.status_code == 200, usage.text
     body = usage.json()
     assert body["tokens_used"] == 12345
     assert body["tokens_limit"] == 5_000_000
-    series = {d["day"]: (d["tokens"], d["requests"]) for d in body["days"]}
+    assert body["cached_prompt_weight"] == 0.25
+    series = {
+        d["day"]: (d["tokens"], d["cached_prompt_tokens"], d["charged_tokens"], d["requests"]) for d in body["days"]
+    }
+    # charged: r1 100 - 80 + 80/4 + 50 = 90, r2 15, r3 7 - 4 + 1 + 3 = 7
     if day1.date() == now.date():
-        assert series == {now.date().isoformat(): (175, 3)}
+        assert series == {now.date().isoformat(): (175, 84, 112, 3)}
     else:
-        assert series == {day1.date().isoformat(): (165, 2), now.date().isoformat(): (10, 1)}
-    assert sum(t for t, _ in series.values()) == 175, "only this period's rows count"
+        assert series == {day1.date().isoformat(): (165, 80, 105, 2), now.date().isoformat(): (10, 4, 7, 1)}
+    assert sum(t for t, *_ in series.values()) == 175, "only this period's rows count"
 
 
 def test_checkout_and_portal_through_stripe_mock(stripe_client_app: TestClient, customer_crd: Cluster) -> None:

@@ -185,9 +185,36 @@ def test_a_reused_request_id_keeps_every_billed_request_in_the_ledger(
     assert sorted(row["status"] for row in reused) == [200, 200]
     assert len({row["id"] for row in reused}) == 2
     billed = redis.Redis.from_url(redis_server.url).get(usage_counter_key(customer.name, usage_period(None)))
-    assert sum(row["prompt_tokens"] + row["completion_tokens"] for row in rows) == int(billed or 0), (
+    assert sum(row["charged_tokens"] for row in rows) == int(billed or 0), (
         "the ledger accounts for everything the counter charged"
     )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["moonshot-complete", "openai-stream"])
+def test_cached_prompt_tokens_count_at_the_tiers_weight(
+    proxy: RunningProxy,
+    customer: ProxyCustomer,
+    postgres_server: PostgresServer,
+    redis_server: RedisServer,
+    fake_kimi: FakeKimi,
+    stream: bool,
+) -> None:
+    # The upstream reports 12 of the prompt's tokens as cached: in Moonshot's place (usage.cached_tokens)
+    # or OpenAI's (usage.prompt_tokens_details.cached_tokens).
+    content = f"fake:{'cached-openai' if stream else 'cached'}=12 id={uuid.uuid4().int % 10**9}"
+    given = f"cached-{uuid.uuid4().hex[:12]}"
+    response = _post(proxy, customer.token, given, messages=[{"role": "user", "content": content}], stream=stream)
+    assert response.status_code == 200
+    [reported] = fake_kimi.usage_reported(content)
+    prompt, completion = reported["prompt_tokens"], reported["completion_tokens"]
+    assert prompt > 12
+    assert get_tier("starter").cached_prompt_weight == 0.25, "the tiers file's default"
+    charged = prompt - 12 + 3 + completion  # the 12 cached count a quarter each
+    counter = usage_counter_key(customer.name, usage_period(None))
+    assert int(redis.Redis.from_url(redis_server.url).get(counter) or 0) == charged
+    row = eventually(lambda: _ledger(postgres_server, customer.name).get(given), timeout=20, what="the row")
+    assert (row["prompt_tokens"], row["cached_prompt_tokens"], row["completion_tokens"]) == (prompt, 12, completion)
+    assert row["charged_tokens"] == charged
 
 
 def test_proxy_killed_mid_traffic_loses_no_finished_response(

@@ -30,6 +30,8 @@ def _entry(row_id: str, prompt: int = 7, request_id: str = "") -> LedgerEntry:
         200,
         False,
         int(time.time() * 1000),
+        0,
+        prompt + 3,
     )
 
 
@@ -85,7 +87,8 @@ async def test_duplicates_redeliveries_and_dead_consumers_write_each_request_onc
         with psycopg.connect(postgres_server.dsn) as conn:
             conn.execute(
                 "INSERT INTO token_ledger (id, request_id, customer, tier, model, prompt_tokens, completion_tokens,"
-                " latency_ms, status, created_at) VALUES (%s, %s, 'cust-x', 'starter', 'm', 7, 3, 1, 200, now())",
+                " latency_ms, status, created_at, charged_tokens)"
+                " VALUES (%s, %s, 'cust-x', 'starter', 'm', 7, 3, 1, 200, now(), 10)",
                 (prefix + "3", prefix + "3"),
             )
         second = _flusher(redis_server, postgres_server, stream, "b")
@@ -154,4 +157,14 @@ def test_the_row_id_migration_keeps_rows_keyed_the_old_way(postgres_server: Post
         )
     assert "0006_token_ledger_row_ids" in migrate(dsn)
     with psycopg.connect(dsn) as conn:
-        assert conn.execute("SELECT id, request_id FROM token_ledger").fetchall() == [("cust-a/agent-7", "agent-7")]
+        rows = conn.execute("SELECT id, request_id, cached_prompt_tokens, charged_tokens FROM token_ledger").fetchall()
+    assert rows == [("cust-a/agent-7", "agent-7", 0, 3)], "old rows: nothing cached, charged in full"
+
+
+def test_entries_buffered_by_an_earlier_proxy_still_decode() -> None:
+    keyed_by_client = b'["cust-a/agent-7", "cust-a", "starter", "kimi-k2.5", 5, 2, 9, 200, false, 1700000000000]'
+    without_cache = b'["id-1", "agent-8", "cust-a", "starter", "kimi-k2.5", 5, 2, 9, 200, false, 1700000000000]'
+    assert LedgerEntry.decode(keyed_by_client) == LedgerEntry(
+        "cust-a/agent-7", "agent-7", "cust-a", "starter", "kimi-k2.5", 5, 2, 9, 200, False, 1700000000000, 0, 7
+    )
+    assert LedgerEntry.decode(without_cache).charged_tokens == 7
