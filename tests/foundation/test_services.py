@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 import redis
 
 from clawhost_localcluster.services import PostgresServer, RedisServer
+
+pytestmark = pytest.mark.services
 
 
 def test_redis_answers_on_its_port(redis_server: RedisServer) -> None:

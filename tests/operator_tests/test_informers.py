@@ -17,6 +17,8 @@ from clawhost_localcluster.waiting import eventually
 from clawhost_operator.children import MANAGER, QUOTA_NAME
 from clawhost_operator.informers import CHILD_KINDS, ChildCache
 
+pytestmark = pytest.mark.cluster
+
 QUOTA_KIND = next(kind for kind in CHILD_KINDS if kind.kind == "quota")
 
 
@@ -60,8 +62,10 @@ def customer(cluster: Cluster) -> Iterator[str]:
 
 
 @pytest.fixture
-def api(cluster: Cluster) -> KubeHttp:
-    return KubeHttp(load_config(cluster.kubeconfig))
+def api(cluster: Cluster) -> Iterator[KubeHttp]:
+    client = KubeHttp(load_config(cluster.kubeconfig))
+    yield client
+    client.close()
 
 
 def test_changes_mark_dirty_status_only_updates_do_not(cluster: Cluster, customer: str, api: KubeHttp) -> None:

@@ -84,6 +84,8 @@ class KubeHttp:
         self._timeout = timeout
         self._user_agent = user_agent
         self._local = threading.local()
+        self._kept_alive: set[http.client.HTTPConnection] = set()  # every thread's, for close()
+        self._kept_alive_lock = threading.Lock()
 
     def _connect(self, timeout: float) -> http.client.HTTPConnection:
         if self._https:
@@ -115,23 +117,43 @@ class KubeHttp:
             reused = connection is not None
             if connection is None:
                 connection = self._local.connection = self._connect(self._timeout)
+                with self._kept_alive_lock:
+                    self._kept_alive.add(connection)
             try:
                 connection.request(method, target, body=body, headers=headers)
                 response = connection.getresponse()
                 data = response.read()
             except BaseException as error:
-                connection.close()
-                self._local.connection = None
+                self._forget(connection)
                 if isinstance(error, _STALE_CONNECTION) and reused and attempt == 1:
                     continue  # the server closed an idle kept-alive connection: not a failed request
                 if isinstance(error, _NO_ANSWER):
                     raise KubeError.from_failure(error) from error
                 raise
             if response.will_close:
-                connection.close()
-                self._local.connection = None
+                self._forget(connection)
             return Response(response.status, response.reason, data)
         raise AssertionError("unreachable")
+
+    def _forget(self, connection: http.client.HTTPConnection) -> None:
+        connection.close()
+        self._local.connection = None
+        with self._kept_alive_lock:
+            self._kept_alive.discard(connection)
+
+    def release(self) -> None:
+        """Close this thread's kept-alive connection: a thread that stops using the client calls it on its way out,
+        since nothing else would close the socket of a finished thread."""
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            self._forget(connection)
+
+    def close(self) -> None:
+        """Close every thread's kept-alive connection (watches close their own); a later request reconnects."""
+        with self._kept_alive_lock:
+            connections, self._kept_alive = self._kept_alive, set()
+        for connection in connections:
+            connection.close()
 
     def request(
         self,

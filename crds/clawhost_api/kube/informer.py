@@ -152,6 +152,12 @@ class Informer:
         """List, then watch from there until stopped; list again after any failure (see the module's docstring)."""
         if stop is not None:
             self._stop = stop
+        try:
+            self._list_and_watch()
+        finally:
+            self.http.release()  # this thread's kept-alive LIST connection: no one else would close it
+
+    def _list_and_watch(self) -> None:
         listed = False
         delays = self.backoff.delays()
         while not self._stop.is_set():
