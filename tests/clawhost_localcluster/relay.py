@@ -23,17 +23,18 @@ class TcpRelay:
     target_host: str
     target_port: int
     port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"  # any loopback address: 127.0.0.2 is one the API server's certificate does not name
     _listener: socket.socket | None = None
     _open: set[socket.socket] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self) -> None:
         """Listen (again) on the relay's port."""
-        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        listener = socket.create_server((self.host, self.port))
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), name="relay-accept", daemon=True).start()
 
@@ -85,10 +86,10 @@ class TcpRelay:
         self.cut()
 
 
-def relay_to_api_server(kubeconfig: Path) -> TcpRelay:
-    """A started relay to the API server `kubeconfig` names (its serving certificate is valid for 127.0.0.1)."""
+def relay_to_api_server(kubeconfig: Path, host: str = "127.0.0.1") -> TcpRelay:
+    """A started relay on `host` to the API server `kubeconfig` names (its certificate is valid for 127.0.0.1)."""
     server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
     target = urllib.parse.urlsplit(server)
-    relay = TcpRelay(str(target.hostname), int(target.port or 443))
+    relay = TcpRelay(str(target.hostname), int(target.port or 443), host=host)
     relay.start()
     return relay

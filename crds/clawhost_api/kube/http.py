@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -68,6 +69,20 @@ class Stream:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection that checks the server's certificate against `server_name` (and sends it as SNI),
+    which may differ from the address connected to: a kubeconfig's tls-server-name."""
+
+    def __init__(self, host: str, port: int, timeout: float, context: ssl.SSLContext, server_name: str) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._tls_context = context
+        self._server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._tls_context.wrap_socket(self.sock, server_hostname=self._server_name)
+
+
 class KubeHttp:
     """Requests to one API server; safe to share between threads (each thread gets its own connection)."""
 
@@ -89,12 +104,10 @@ class KubeHttp:
 
     def _connect(self, timeout: float) -> http.client.HTTPConnection:
         if self._https:
-            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=timeout, context=self._context
+            assert self._context is not None
+            return _HTTPSConnection(
+                self._host, self._port, timeout, self._context, self.config.tls_server_name or self._host
             )
-            if self.config.tls_server_name:  # the name the server's certificate is checked against, and SNI
-                connection._server_hostname = self.config.tls_server_name  # type: ignore[attr-defined]
-            return connection
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
 
     def _target(self, path: str, query: list[tuple[str, str]] | None) -> str:
