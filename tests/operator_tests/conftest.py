@@ -39,10 +39,14 @@ def gateway_secret(customers: CustomerFactory, name: str) -> dict[str, str]:
 
 
 def install_platform(cluster: Cluster) -> None:
-    """The Customer CRD (served, not only Established) and the operator's deploy manifests but its Deployment's pod."""
+    """The Customer CRD and the operator's deploy manifests but its Deployment's pod, ready for Customers: served,
+    and the finalizer policy in force."""
     cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
     cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
-    # Established is not yet served: for a moment after it, a create still answers 503 "Resource kind ... not found".
+    cluster.kubectl("apply", "-f", str(REPO / "operator" / "deploy"))
+    # Established is not yet usable: until the API server has built the Customer's schema for the finalizer
+    # policy (a MutatingAdmissionPolicy), every create answers 503 "Resource kind ... not found", for seconds
+    # on a loaded machine. Ready means a create comes back with the policy's finalizer.
     probe = json.dumps(
         {
             "apiVersion": "clawhost.dev/v1alpha1",
@@ -51,12 +55,14 @@ def install_platform(cluster: Cluster) -> None:
             "spec": {"tier": "starter", "telegram": {"botTokenSecretRef": {"name": "x"}, "allowedUserIds": [1]}},
         }
     )
-    eventually(
-        lambda: cluster.kubectl("create", "--dry-run=server", "-f", "-", stdin=probe, check=False).returncode == 0,
-        timeout=60,
-        what="the API server to serve Customers",
-    )
-    cluster.kubectl("apply", "-f", str(REPO / "operator" / "deploy"))
+
+    def mutated_on_create() -> bool:
+        attempt = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=probe, check=False)
+        if attempt.returncode != 0:
+            return False
+        return "clawhost.dev/namespace-cleanup" in json.loads(attempt.stdout)["metadata"].get("finalizers", [])
+
+    eventually(mutated_on_create, timeout=120, what="Customers to be served with the finalizer policy in force")
 
 
 def service_account_kubeconfig(cluster: Cluster, directory: Path) -> Path:
