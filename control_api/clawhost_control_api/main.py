@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        migrate(config.database_url)
+        migrate(config.database_url.get_secret_value())
         keys = KeyPair.from_files(config.jwt_private_key_file, config.jwt_public_key_file, config.jwt_key_id)
         issuer = TokenIssuer(
             keys,
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             timedelta(seconds=config.access_token_ttl_seconds),
             timedelta(seconds=config.refresh_token_ttl_seconds),
         )
-        pool = AsyncConnectionPool(config.database_url, max_size=config.db_pool_max, open=False)
+        pool = AsyncConnectionPool(config.database_url.get_secret_value(), max_size=config.db_pool_max, open=False)
         await pool.open(wait=True)
         in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
         kube = KubeClient.connect(config.kubeconfig) if config.kubeconfig or in_cluster else None

@@ -57,7 +57,7 @@ def new_database(postgres_dsn: str) -> Callable[[], str]:
 @pytest.fixture
 def settings(database_url: str, redis_url: str, jwt_keys: JwtKeys) -> Settings:
     return Settings(
-        database_url=database_url,
+        database_url=SecretStr(database_url),
         redis_url=redis_url,
         jwt_private_key_file=jwt_keys.private_file,
         jwt_public_key_file=jwt_keys.public_file,

@@ -52,7 +52,7 @@ def _login(client: TestClient) -> tuple[str, dict[str, str]]:
 
 
 def _linked_name(settings: Settings, email: str) -> str | None:
-    with psycopg.connect(settings.database_url) as conn:
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
         row = conn.execute("SELECT customer_name FROM users WHERE email = %s", (email,)).fetchone()
     assert row is not None
     return None if row[0] is None else str(row[0])
@@ -60,7 +60,7 @@ def _linked_name(settings: Settings, email: str) -> str | None:
 
 def _reserve(settings: Settings, email: str, name: str) -> None:
     """What a POST that died between its two steps leaves: the user linked to a name no Customer has."""
-    with psycopg.connect(settings.database_url) as conn:
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
         conn.execute("UPDATE users SET customer_name = %s WHERE email = %s", (name, email))
 
 

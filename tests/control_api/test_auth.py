@@ -47,7 +47,7 @@ def _claims(client: TestClient, token: str) -> dict[str, object]:
 
 def test_signup_stores_argon2_hash_and_login_returns_working_tokens(client: TestClient, settings: Settings) -> None:
     email, tokens = _signup_login(client)
-    with psycopg.connect(settings.database_url) as conn:
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
         row = conn.execute("SELECT password_hash FROM users WHERE email = %s", (email,)).fetchone()
     assert row is not None
     assert row[0].startswith("$argon2id$")

@@ -91,7 +91,7 @@ def fuzz_target(
     stripe_mock: StripeMock,
 ) -> Iterator[FuzzTarget]:
     config = Settings(
-        database_url=new_database(),
+        database_url=SecretStr(new_database()),
         redis_url=redis_url,
         jwt_private_key_file=jwt_keys.private_file,
         jwt_public_key_file=jwt_keys.public_file,
@@ -124,7 +124,9 @@ def fuzz_target(
 def _openapi() -> dict[str, Any]:
     """The app's OpenAPI document; building the app touches nothing (all I/O waits for its lifespan)."""
     unused = Path("/nonexistent")
-    config = Settings(database_url="postgresql:///unused", jwt_private_key_file=unused, jwt_public_key_file=unused)
+    config = Settings(
+        database_url=SecretStr("postgresql:///unused"), jwt_private_key_file=unused, jwt_public_key_file=unused
+    )
     document: dict[str, Any] = create_app(config).openapi()
     return document
 

@@ -42,7 +42,7 @@ def test_usage_reads_counter_and_daily_series(
     day1 = period.start + timedelta(hours=1)
     # (id, when, prompt, completion, of the prompt cached); charged as the proxy does, cached at 0.25
     rows = [("r1", day1, 100, 50, 80), ("r2", day1 + timedelta(minutes=5), 10, 5, 0), ("r3", now, 7, 3, 4)]
-    with psycopg.connect(cluster_settings.database_url, autocommit=True) as conn:
+    with psycopg.connect(cluster_settings.database_url.get_secret_value(), autocommit=True) as conn:
         for rid, at, prompt, completion, cached in [*rows, ("old", period.start - timedelta(days=2), 999, 999, 9)]:
             conn.execute(
                 "INSERT INTO token_ledger (id, request_id, customer, tier, model, prompt_tokens, completion_tokens,"

@@ -169,7 +169,7 @@ def test_forged_and_stale_events_are_rejected(
         rejected += response.status_code == 400
     assert rejected == 100
     assert "billing" not in _get(customer_crd, name).get("status", {})
-    with psycopg.connect(cluster_settings.database_url) as conn:
+    with psycopg.connect(cluster_settings.database_url.get_secret_value()) as conn:
         row = conn.execute("SELECT count(*) FROM stripe_events").fetchone()
     assert row == (0,)
 

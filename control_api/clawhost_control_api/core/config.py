@@ -22,7 +22,9 @@ class RateLimit(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLAWHOST_API_", extra="ignore")
 
-    database_url: str = Field(description="libpq DSN of the control API's PostgreSQL database.")
+    database_url: SecretStr = Field(
+        description="libpq DSN of the control API's PostgreSQL database (holds a password)."
+    )
     redis_url: str = "redis://localhost:6379/0"
     jwt_private_key_file: Path
     jwt_public_key_file: Path
