@@ -272,7 +272,7 @@ def test_stripe_bursts_within_one_second(cluster_client: TestClient, customer_cr
 
 
 def test_a_second_checkouts_subscription_does_not_fight_the_first(
-    cluster_client: TestClient, customer_crd: Cluster
+    cluster_client: TestClient, customer_crd: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     name = _new_customer(customer_crd, tier="pro")
     t, end = int(time.time()) - 600, int(time.time()) + se.MONTH
@@ -300,6 +300,9 @@ def test_a_second_checkouts_subscription_does_not_fight_the_first(
     assert (billing["state"], billing["subscriptionId"], billing["customerId"]) == ("active", sub1, "cus_first")
     assert billing["paidTier"] == "pro"
     assert live["spec"]["tier"] == "pro", "the ignored subscription's tier is not applied"
+    ignored = [r for r in caplog.records if getattr(r, "customer", None) == name and r.levelname == "WARNING"]
+    assert ignored, "a person is told about the second subscription (it is charged and must be refunded)"
+    assert getattr(ignored[-1], "ignored_events", 0) == len(second)
 
 
 @pytest.fixture

@@ -59,7 +59,10 @@ class RateLimiter:
                 pipe.ttl(key)
                 _, count, ttl = await pipe.execute()
         except (RedisError, OSError) as error:
-            log.warning("rate limit for %s not checked: Redis unavailable (%s)", action, type(error).__name__)
+            log.warning(
+                "rate limit not checked: Redis unavailable",
+                extra={"action": action, "scope": kind, "error": type(error).__name__},
+            )
             return
         if int(count) > limit.count:
             self.metrics.rate_limited.labels(action=action, scope=kind).inc()

@@ -97,11 +97,13 @@ async def sync_customer(
         folded = fold([row[1] for row in rows], price_tiers)
         if folded.ignored:
             log.warning(
-                "Customer %s: %d Stripe event(s) of a subscription other than its live %s ignored (last %s)",
-                name,
-                len(folded.ignored),
-                folded.billing.subscription_id,
-                folded.ignored[-1],
+                "Stripe events of a subscription other than the Customer's live one ignored",
+                extra={
+                    "customer": name,
+                    "subscription": folded.billing.subscription_id,
+                    "ignored_events": len(folded.ignored),
+                    "last_ignored_event": folded.ignored[-1],
+                },
             )
         ids = [row[0] for row in rows]
         mark_synced = "UPDATE stripe_events SET synced = true WHERE id = ANY(%s) AND NOT synced"
