@@ -7,11 +7,9 @@ from typing import Any
 
 import orjson
 import pytest
-from pydantic import ValidationError
 
 from clawhost_api.customer import BillingStatus, CustomerSpec
-from clawhost_api.entitlement import effective_tier, entitlement
-from clawhost_api.heartbeat import estimated_monthly_tokens
+from clawhost_api.entitlement import entitlement
 from clawhost_api.tiers import get_tier
 from clawhost_operator.bot_secret_index import BotSecretIndex
 from clawhost_operator.children import canonical_cpu, config_hash, render_deployment, render_network_policy
@@ -64,32 +62,20 @@ def test_manual_suspend_and_comped_customers() -> None:
     assert decide(_spec(suspend=True, dashboard_suspend=False), BillingStatus(state="active")).action == "suspend"
 
 
-def test_effective_tier_never_exceeds_the_paid_one() -> None:
-    assert effective_tier(_spec(tier="team"), BillingStatus(paid_tier="pro")) == "pro"
-    assert effective_tier(_spec(tier="starter"), BillingStatus(paid_tier="team")) == "starter"
-    assert effective_tier(_spec(tier="team", billing={"mode": "none"}), BillingStatus(paid_tier="starter")) == "team"
-
-
-def test_what_runs_follows_the_effective_tier_not_the_spec() -> None:
+def test_openclaw_json_renders_what_the_effective_tier_entitles() -> None:
     """Spec team with 10 ids, Stripe paying starter (a failed downgrade patch, say): starter is what runs."""
     ids = list(range(1001, 1011))
-    spec = _spec(tier="team", telegram={"botTokenSecretRef": {"name": "s"}, "allowedUserIds": ids})
-    spec = spec.model_copy(
-        update={"agent": spec.agent.model_copy(update={"model": "kimi-k2-thinking", "thinking": "high"})}
+    spec = _spec(
+        tier="team",
+        telegram={"botTokenSecretRef": {"name": "s"}, "allowedUserIds": ids},
+        agent={"model": "kimi-k2-thinking", "thinking": "high"},
     )
-    entitled = entitlement(spec, BillingStatus(state="active", paid_tier="starter"))
-    assert entitled.tier.name == "starter"
-    assert entitled.active_telegram_ids == (1001,), "the first id in spec order"
-    assert entitled.inactive_telegram_ids == tuple(ids[1:])
-    assert (entitled.model, entitled.thinking) == ("kimi-k2.5", "medium"), "the starter tier's model and level"
-    config = render_openclaw_config(entitled, "http://proxy:8080/v1")
-    assert config["channels"]["telegram"]["allowFrom"] == [1001]
+    config = render_openclaw_config(entitlement(spec, BillingStatus(state="active", paid_tier="starter")), "x")
+    assert config["channels"]["telegram"]["allowFrom"] == [1001], "only the first id in spec order"
     assert config["agents"]["defaults"]["thinkingDefault"] == "medium"
     assert config["agents"]["defaults"]["model"]["primary"] == "platform/kimi-k2.5"
-    paid = entitlement(spec, BillingStatus(state="active", paid_tier="team"))
-    assert paid.active_telegram_ids == tuple(ids)
-    assert paid.inactive_telegram_ids == ()
-    assert (paid.model, paid.thinking) == ("kimi-k2-thinking", "high")
+    paid = render_openclaw_config(entitlement(spec, BillingStatus(state="active", paid_tier="team")), "x")
+    assert paid["channels"]["telegram"]["allowFrom"] == ids
 
 
 def test_openclaw_config_follows_the_brief() -> None:
@@ -136,31 +122,6 @@ def test_heartbeat_is_rendered_explicitly_and_off_by_default() -> None:
     no_zone = _spec(heartbeat={"every": "30m", "activeHours": {"start": "22:00", "end": "24:00"}})
     window = render_openclaw_config(entitlement(no_zone, None), "x")["agents"]["defaults"]["heartbeat"]["activeHours"]
     assert window == {"start": "22:00", "end": "24:00"}, "no timezone key: the gateway's own (UTC)"
-
-
-@pytest.mark.parametrize(
-    "heartbeat",
-    [
-        {"every": "5m"},
-        {"every": "25h"},
-        {"every": "30"},
-        {"every": "30m", "activeHours": {"start": "08:00", "end": "08:00"}},
-        {"every": "30m", "activeHours": {"start": "8:00", "end": "22:00"}},
-    ],
-)
-def test_heartbeat_spec_refuses_what_the_crd_refuses(heartbeat: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError):
-        _spec(heartbeat=heartbeat)
-
-
-def test_heartbeat_token_estimate() -> None:
-    # OpenClaw's own default, a full-context turn every 30 minutes: ~18M tokens a month (the issue's figure).
-    assert estimated_monthly_tokens("30m", False, None) == 48 * 30 * (12_451 + 10) == 17_943_840
-    assert estimated_monthly_tokens("0m", False, None) == 0
-    assert estimated_monthly_tokens("2h", True, None) == 12 * 30 * (8_000 + 10)
-    assert estimated_monthly_tokens("1h", True, ("08:00", "20:00")) == 12 * 30 * 8_010
-    assert estimated_monthly_tokens("1h", True, ("22:00", "06:00")) == 8 * 30 * 8_010, "a window past midnight"
-    assert estimated_monthly_tokens("24h", False, ("09:00", "10:00")) == 30 * 12_461, "at least once a day"
 
 
 def test_config_hash_changes_only_with_inputs() -> None:
