@@ -168,7 +168,12 @@ def _spec_schema() -> Schema:
             },
             "billing.mode": {"default": BillingSpec.model_fields["mode"].default},
             # Off unless chosen; the whole object, because the rules below are checked against the default itself.
-            "heartbeat": {"default": HeartbeatSpec().model_dump(by_alias=True, exclude_none=True)},
+            # Atomic: one value, replaced whole by whoever writes it (as a granular map, a window set when the
+            # Customer was created stayed owned by its creator, and the dashboard could not remove it).
+            "heartbeat": {
+                "default": HeartbeatSpec().model_dump(by_alias=True, exclude_none=True),
+                "x-kubernetes-map-type": "atomic",
+            },
             "heartbeat.every": {
                 "default": heartbeat.OFF,
                 "x-kubernetes-validations": [

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 
 from prometheus_client import start_http_server
 
@@ -57,6 +58,7 @@ class Operator:
             child.kind: ChildCache(child, http, on_change, self._count_ignored) for child, on_change in caches
         }
         self._threads: list[threading.Thread] = []
+        self._health: ThreadingHTTPServer | None = None
 
     @classmethod
     def from_settings(cls, settings: OperatorSettings) -> Operator:
@@ -79,7 +81,8 @@ class Operator:
     def stop(self) -> None:
         self.stopping.set()
         self.queue.close()
-        self._health.shutdown()
+        if self._health is not None:
+            self._health.shutdown()
 
     def alive(self) -> tuple[bool, dict[str, object]]:
         """Liveness: every cache's thread is running (it lists again after any failure, so it only stops by a bug)."""

@@ -317,3 +317,17 @@ def test_the_dashboard_never_takes_over_a_platform_suspension(
     resumed = cluster_client.patch("/agent", headers=auth, json={"suspend": False})
     assert resumed.status_code == 200
     assert (resumed.json()["suspended"], resumed.json()["suspended_by"]) == (False, [])
+
+
+def test_a_heartbeat_chosen_at_creation_is_replaced_whole(cluster_client: TestClient, customer_crd: Cluster) -> None:
+    auth = _login(cluster_client)
+    chosen = {"every": "1h", "active_hours": {"start": "09:00", "end": "17:00", "timezone": "UTC"}}
+    body = {"tier": "starter", "bot_token": TOKEN, "allowed_user_ids": [4], "heartbeat": chosen}
+    created = cluster_client.post("/agent", headers=auth, json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["heartbeat"]["active_hours"] == chosen["active_hours"]
+    changed = cluster_client.patch("/agent", headers=auth, json={"heartbeat": {"every": "2h"}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["heartbeat"]["active_hours"] is None
+    spec = _get(customer_crd, "customer", created.json()["name"])["spec"]
+    assert spec["heartbeat"] == {"every": "2h", "lightContext": True, "isolatedSession": True}
