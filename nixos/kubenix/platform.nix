@@ -2,7 +2,7 @@
 # so the YAML the tests apply is the YAML that ships.
 { kubenix, root, lib, ... }:
 let
-  manifestDirs = [ "operator/deploy" "proxy/deploy" "control_api/deploy" ];
+  manifestDirs = [ "deploy" "operator/deploy" "proxy/deploy" "control_api/deploy" ];
   yamlIn = dir:
     let path = root + "/${dir}";
     in lib.optionals (builtins.pathExists path)

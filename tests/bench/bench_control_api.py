@@ -116,7 +116,7 @@ def _install(env: Environment) -> Path:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "customer.crd.yaml"))
     kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
     deploy = REPO / "control_api" / "deploy"
-    kubectl("apply", "-f", str(deploy / "00-namespaces.yaml"), "-f", str(deploy / "10-rbac.yaml"))
+    kubectl("apply", "-f", str(REPO / "deploy" / "00-namespaces.yaml"), "-f", str(deploy / "10-rbac.yaml"))
     token = kubectl("create", "token", SERVICE_ACCOUNT, "-n", PLATFORM_NAMESPACE, "--duration=6h").stdout.strip()
     config = yaml.safe_load(env.cluster.kubeconfig.read_text())
     config["users"] = [{"name": "api", "user": {"token": token}}]

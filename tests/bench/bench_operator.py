@@ -264,7 +264,9 @@ def operator_phase(
         cluster = env.cluster
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
         cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
-        for manifest in sorted((REPO / "operator" / "deploy").glob("*.yaml")):
+        for manifest in sorted((REPO / "deploy").glob("*.yaml")) + sorted(
+            (REPO / "operator" / "deploy").glob("*.yaml")
+        ):
             if "deployment" not in manifest.name:
                 cluster.kubectl("apply", "-f", str(manifest))
         token = cluster.kubectl("create", "token", "clawhost-operator", "-n", "platform", "--duration=6h").stdout

@@ -48,12 +48,14 @@ def _running_pid() -> int | None:
 
 
 def _install_platform(env: Environment) -> None:
-    """Install the CRDs and the operator's namespaces and RBAC (its Deployment needs an image; locally it runs here)."""
+    """Install the CRDs, the platform's namespaces and NetworkPolicies, and each service's RBAC and admission policies
+    (their Deployments need images; locally the services run here)."""
     for crd in sorted((REPO / "crds").glob("*.crd.yaml")):
         env.cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
         print(f"[up] applied {crd.relative_to(REPO)}", flush=True)
     env.cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     manifests = [
+        *sorted((REPO / "deploy").glob("*.yaml")),
         *sorted((REPO / "operator" / "deploy").glob("*.yaml")),
         *sorted((REPO / "control_api" / "deploy").glob("*.yaml")),
         *sorted((REPO / "proxy" / "deploy").glob("rbac*.yaml")),

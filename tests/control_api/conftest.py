@@ -78,6 +78,7 @@ CRD = Path(__file__).resolve().parents[2] / "crds" / "customer.crd.yaml"
 
 
 DEPLOY = Path(__file__).resolve().parents[2] / "control_api" / "deploy"
+PLATFORM_NAMESPACES = Path(__file__).resolve().parents[2] / "deploy" / "00-namespaces.yaml"
 SERVICE_ACCOUNT = "clawhost-control-api"
 
 
@@ -85,7 +86,13 @@ SERVICE_ACCOUNT = "clawhost-control-api"
 def customer_crd(cluster: Cluster) -> Cluster:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
-    cluster.kubectl("apply", "-f", str(DEPLOY / "00-namespaces.yaml"), "-f", str(DEPLOY / "10-rbac.yaml"))
+    cluster.kubectl(
+        "apply",
+        "-f",
+        str(PLATFORM_NAMESPACES),
+        "-f",
+        str(DEPLOY / "10-rbac.yaml"),
+    )
     return cluster
 
 
