@@ -111,6 +111,13 @@ class ChildKind:
     selector: str = SELECTOR
     by_name: bool = False  # keyed by the object's own name, not its customer label (bot-token Secrets)
 
+    @property
+    def field_selector(self) -> str:
+        """A namespaced child is also selected by its fixed name: the operator's RBAC grants its kinds only under
+        those names (a ClusterRole cannot grant by label), and the API server authorises a cluster-wide list or
+        watch against such a grant only when it names the object by this field selector."""
+        return f"metadata.name={self.name}" if self.namespaced and self.name else ""
+
 
 class ChildCache:
     """The cache of one kind, kept current by the shared informer; `on_change` hears of every change reconciles
@@ -127,7 +134,9 @@ class ChildCache:
         self.on_change = on_change
         self.on_ignored = on_ignored
         self._items: dict[str, tuple[str, bytes, bytes]] = {}  # rv, essence, significance
-        self.informer = Informer(http, child.path, self, name=child.kind, label_selector=child.selector)
+        self.informer = Informer(
+            http, child.path, self, name=child.kind, label_selector=child.selector, field_selector=child.field_selector
+        )
 
     @property
     def synced(self) -> threading.Event:

@@ -15,10 +15,11 @@ from typing import Any
 
 import yaml
 
-from clawhost_api.customer import namespace_for
+from clawhost_api.customer import LABEL_MANAGED_BY, namespace_for
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.processes import ManagedProcess, free_port
 from clawhost_localcluster.waiting import eventually
+from clawhost_operator.children import MANAGER
 
 REPO = Path(__file__).resolve().parents[2]
 BOT_NS = "clawhost-secrets"
@@ -255,7 +256,13 @@ class CustomerFactory:
         """Before `name` is created: its namespace, with a LimitRange its gateway cannot satisfy, so its pod is never
         created and the Customer stays Provisioning for good."""
         ns = namespace_for(name)
-        self.cluster.kubectl("create", "namespace", ns)
+        # Labelled as the operator's own: it adopts no namespace it does not manage (its admission policy).
+        namespace = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {LABEL_MANAGED_BY: MANAGER}},
+        }
+        self.cluster.kubectl("create", "-f", "-", stdin=json.dumps(namespace))
         limit = {
             "apiVersion": "v1",
             "kind": "LimitRange",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+import subprocess
+import uuid
 from typing import Any
 
 import kubernetes
 import pytest
 
 from clawhost_localcluster.environment import Cluster
+from clawhost_localcluster.waiting import eventually
 from operator_tests.conftest import OperatorProcess
 
 pytestmark = pytest.mark.cluster
@@ -151,24 +153,140 @@ def _as_operator(operator: OperatorProcess) -> kubernetes.client.ApiClient:
     return client
 
 
-def test_operator_service_account_is_denied_what_it_does_not_need(operator: OperatorProcess) -> None:
-    api = _as_operator(operator)
-    core = kubernetes.client.CoreV1Api(api)
-    denied: list[Callable[[], object]] = [
-        lambda: core.list_pod_for_all_namespaces(),
-        lambda: core.delete_namespaced_secret("anything", "clawhost-secrets"),
-        lambda: kubernetes.client.RbacAuthorizationV1Api(api).list_cluster_role_binding(),
-        lambda: kubernetes.client.CustomObjectsApi(api).delete_cluster_custom_object(
-            "clawhost.dev", "v1alpha1", "customers", "anything"
-        ),
-    ]
-    for call in denied:
-        with pytest.raises(kubernetes.client.ApiException) as error:
-            call()
-        assert error.value.status == 403
-        assert "system:serviceaccount:platform:clawhost-operator" in (error.value.body or "")
-    # ...and allowed what it uses (the lifecycle tests exercise the rest).
-    custom = kubernetes.client.CustomObjectsApi(api)
-    listed = custom.list_cluster_custom_object("clawhost.dev", "v1alpha1", "customers")
-    assert isinstance(listed, dict)
-    assert "items" in listed
+def _kubectl_as_operator(
+    cluster: Cluster, operator: OperatorProcess, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return cluster.kubectl("--kubeconfig", str(operator.kubeconfig), *args, stdin=stdin, check=False)
+
+
+def _namespace(name: str, labels: dict[str, str]) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+
+
+def _in(namespace: str, obj: dict[str, Any]) -> str:
+    return json.dumps({**obj, "metadata": {**obj["metadata"], "namespace": namespace}})
+
+
+OPERATOR_USER = "system:serviceaccount:platform:clawhost-operator"
+MANAGED = {"app.kubernetes.io/managed-by": "clawhost-operator", "pod-security.kubernetes.io/enforce": "restricted"}
+# The names its RBAC grants (each kind only under the one name the operator gives it): what the admission policy
+# must still refuse outside the operator's own namespaces.
+GATEWAY_SECRET: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "gateway-inputs"}}
+GATEWAY_DEPLOYMENT: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "gateway"},
+    "spec": {
+        "selector": {"matchLabels": {"a": "b"}},
+        "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+    },
+}
+
+
+def test_operator_service_account_is_denied_what_it_does_not_need(
+    platform_installed: Cluster, operator: OperatorProcess
+) -> None:
+    """Acting with a real token of the operator's ServiceAccount: every dangerous grant it had is refused (by RBAC,
+    or by its admission policy where RBAC grants the kind), and what it uses is still allowed. Writes are
+    server-side dry runs: authorisation and admission run in full, nothing is stored if a refusal is missing."""
+    cluster = platform_installed
+    dry = "--dry-run=server"
+    # How the operator writes its children: server-side apply, a PATCH that names the object (RBAC grants each kind
+    # only under its one name, so a plain create, a POST without a name, is refused before admission is asked).
+    apply = ("apply", "--server-side", "--field-manager=clawhost-operator", dry, "-f", "-")
+    suffix = uuid.uuid4().hex[:8]
+    managed_ns = f"customer-rbac-{suffix}"
+    unmanaged_ns = f"customer-unmanaged-{suffix}"
+    cluster.kubectl("create", "-f", "-", stdin=_namespace(managed_ns, MANAGED))
+    cluster.kubectl("create", "-f", "-", stdin=_namespace(unmanaged_ns, {}))
+    try:
+        refused_by_rbac: list[tuple[str, ...]] = [
+            ("get", "secret", "clawhost-control-api", "-n", "platform"),
+            ("get", "secret", "gateway", "-n", "kube-system"),
+            ("get", "secrets", "-n", "platform"),
+            ("get", "secrets", "-n", "kube-system"),
+            ("get", "secrets", "-A"),
+            ("get", "pods", "-A"),
+            ("get", "clusterrolebindings"),
+            ("delete", "customer", "anything"),
+            ("delete", "secret", "anything", "-n", "clawhost-secrets"),
+            ("create", "secret", "generic", "stolen", "-n", "platform", dry),
+            ("create", "secret", "generic", "other", "-n", managed_ns, dry),  # only gateway-inputs, even at home
+            ("create", "deployment", "miner", "--image=x", "-n", "kube-system", dry),
+            ("create", "clusterrolebinding", "mine", "--clusterrole=cluster-admin", f"--user={OPERATOR_USER}", dry),
+            ("create", "rolebinding", "mine", "--clusterrole=admin", f"--user={OPERATOR_USER}", "-n", managed_ns, dry),
+            ("run", "shell", "--image=x", "-n", managed_ns, dry),
+            ("get", "secrets", "-n", "kube-system", "--as=system:admin"),  # impersonation
+        ]
+        for args in refused_by_rbac:
+            result = _kubectl_as_operator(cluster, operator, *args)
+            assert result.returncode != 0, f"{args} was allowed"
+            assert "forbidden" in result.stderr.lower(), (args, result.stderr)
+            assert OPERATOR_USER in result.stderr, (args, result.stderr)
+
+        for verb, resource in (("escalate", "clusterroles"), ("bind", "clusterroles"), ("impersonate", "users")):
+            answer = _kubectl_as_operator(cluster, operator, "auth", "can-i", verb, resource).stdout.strip()
+            assert answer == "no", f"{verb} {resource}"
+
+        refused_by_policy: list[tuple[tuple[str, ...], str | None]] = [
+            (apply, _in("kube-system", GATEWAY_DEPLOYMENT)),
+            (apply, _in("platform", GATEWAY_DEPLOYMENT)),
+            (apply, _in("kube-system", GATEWAY_SECRET)),
+            (apply, _in("platform", GATEWAY_SECRET)),
+            (("delete", "namespace", "platform", dry), None),
+            (("delete", "namespace", unmanaged_ns, dry), None),  # even one named like its own
+            (("label", "namespace", "platform", "app.kubernetes.io/managed-by=clawhost-operator", dry), None),
+            (("create", dry, "-f", "-"), _namespace(f"customer-bare-{suffix}", {})),
+            (("create", dry, "-f", "-"), _namespace(f"elsewhere-{suffix}", MANAGED)),
+            (("create", dry, "-f", "-"), _namespace(f"customer-lax-{suffix}", {**MANAGED, **_PRIVILEGED})),
+        ]
+        for args, stdin in refused_by_policy:
+
+            def refused(args: tuple[str, ...] = args, stdin: str | None = stdin) -> str | None:
+                result = _kubectl_as_operator(cluster, operator, *args, stdin=stdin)
+                if result.returncode == 0:
+                    raise AssertionError(f"allowed: {args} {stdin or ''}")
+                return result.stderr if "clawhost-operator-confinement" in result.stderr else None
+
+            # The policy takes effect a moment after it is created (the API server compiles it in the background).
+            message = eventually(refused, timeout=30, what=f"the confinement policy to refuse {args} {stdin or ''}")
+            assert "the clawhost operator may only" in message, message
+
+        # ...and allowed what it uses (the lifecycle tests exercise all of it for real).
+        allowed: list[tuple[tuple[str, ...], str | None]] = [
+            (("get", "customers"), None),
+            (("get", "secrets", "-n", "clawhost-secrets"), None),
+            (("get", "secrets", "-A", "--field-selector=metadata.name=gateway-inputs"), None),
+            (("get", "deployments", "-A", "--field-selector=metadata.name=gateway"), None),
+            (("create", dry, "-f", "-"), _namespace(f"customer-new-{suffix}", MANAGED)),
+            (apply, _in(managed_ns, GATEWAY_DEPLOYMENT)),
+            (apply, _in(managed_ns, GATEWAY_SECRET)),
+            (("delete", "namespace", managed_ns, dry), None),
+        ]
+        for args, stdin in allowed:
+            result = _kubectl_as_operator(cluster, operator, *args, stdin=stdin)
+            assert result.returncode == 0, (args, result.stderr)
+    finally:
+        cluster.kubectl("delete", "namespace", managed_ns, unmanaged_ns, "--wait=false", check=False)
+
+
+_PRIVILEGED = {"pod-security.kubernetes.io/enforce": "privileged"}
+
+
+def test_the_secret_name_the_operator_may_read_everywhere_is_reserved_for_its_namespaces(
+    platform_installed: Cluster,
+) -> None:
+    """The operator may read Secrets named gateway-inputs in any namespace: nobody (an admin neither) creates one
+    outside the namespaces it manages."""
+    for namespace in ("default", "platform"):
+        body = _in(namespace, {**GATEWAY_SECRET, "stringData": {"k": "v"}})
+
+        def refused(body: str = body) -> str | None:
+            result = platform_installed.kubectl("create", "--dry-run=server", "-f", "-", stdin=body, check=False)
+            return result.stderr if result.returncode != 0 else None
+
+        message = eventually(
+            refused, timeout=30, what=f"the reserved-name policy to refuse gateway-inputs in {namespace}"
+        )
+        assert "clawhost-reserved-secret-name" in message, message
+        assert "is reserved for the clawhost operator" in message, message

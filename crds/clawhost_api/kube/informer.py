@@ -68,6 +68,7 @@ class Informer:
         *,
         name: str,
         label_selector: str = "",
+        field_selector: str = "",
         watch_seconds: int = WATCH_SECONDS,
         backoff: Backoff = Backoff(),
     ) -> None:
@@ -76,6 +77,7 @@ class Informer:
         self.sink = sink
         self.name = name
         self.label_selector = label_selector
+        self.field_selector = field_selector
         self.watch_seconds = watch_seconds
         self.backoff = backoff
         self.synced = threading.Event()  # set by the first complete listing
@@ -90,7 +92,10 @@ class Informer:
         return time.monotonic() - self._heard
 
     def _query(self) -> list[tuple[str, str]]:
-        return [("labelSelector", self.label_selector)] if self.label_selector else []
+        query = [("labelSelector", self.label_selector)] if self.label_selector else []
+        if self.field_selector:
+            query.append(("fieldSelector", self.field_selector))
+        return query
 
     def list_once(self) -> None:
         """One LIST into the sink."""
