@@ -92,6 +92,8 @@ def customer_crd(cluster: Cluster) -> Cluster:
         str(PLATFORM_NAMESPACES),
         "-f",
         str(DEPLOY / "10-rbac.yaml"),
+        "-f",
+        str(DEPLOY / "15-bot-token-policy.yaml"),
     )
     return cluster
 

@@ -102,6 +102,8 @@ def test_create_read_update_own_agent(cluster_client: TestClient, customer_crd: 
 
     new_token = "987654321:BBHdqTcvCH1vGWJxfSeofSAs0K5PALDsbb"
     assert cluster_client.put("/agent/bot-token", headers=auth, json={"bot_token": new_token}).status_code == 204
+    # The same token again: the write-only policy refuses an update that keeps a stored value, which is success.
+    assert cluster_client.put("/agent/bot-token", headers=auth, json={"bot_token": new_token}).status_code == 204
     secret = _get(customer_crd, "secret", secret_name, "-n", "clawhost-secrets")
     assert base64.b64decode(secret["data"]["token"]).decode() == new_token
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from pathlib import Path
@@ -81,3 +82,51 @@ def test_service_account_can_only_do_its_job(customer_crd: Cluster, api_kubeconf
         code, stderr = _as_api(customer_crd, api_kubeconfig, *args, stdin=stdin)
         assert code != 0, args
         assert "forbidden" in stderr.lower(), (args, stderr)
+
+
+def test_a_patch_never_reads_a_bot_token_back(customer_crd: Cluster, api_kubeconfig: Path) -> None:
+    """A PATCH answers with the whole object, so patch rights could read a token back: every patch that would keep
+    a stored value is refused (control_api/deploy/15-bot-token-policy.yaml), whatever it asks for."""
+    name = f"readback{uuid.uuid4().hex[:8]}"
+    stored = f"{uuid.uuid4().int % 10**9}:AA{uuid.uuid4().hex}"
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "clawhost-secrets"},
+        "stringData": {"token": stored},
+    }
+    customer_crd.kubectl("apply", "--server-side", "--field-manager=clawhost-api", "-f", "-", stdin=json.dumps(secret))
+    target = ("secret", name, "-n", "clawhost-secrets", "-o", "json")
+    attempts: list[tuple[str, ...]] = [
+        ("patch", *target, "--type=merge", "-p", "{}"),
+        ("patch", *target, "--type=merge", "-p", '{"metadata":{"labels":{"peek":"1"}}}'),
+        ("patch", *target, "--type=merge", "-p", '{"stringData":{"another":"key"}}'),
+        ("patch", *target, "--type=json", "-p", '[{"op":"test","path":"/data/token","value":"eA=="}]'),
+        ("patch", *target, "--type=merge", "-p", '{"stringData":{"another":"key"}}', "--dry-run=server"),
+        ("label", *target, "peek=1"),
+        ("annotate", *target, "peek=1"),
+    ]
+    encoded = base64.b64encode(stored.encode()).decode()
+    for args in attempts:
+        result = customer_crd.kubectl("--kubeconfig", str(api_kubeconfig), *args, check=False)
+        assert stored not in result.stdout + result.stderr, f"{args} read the token back"
+        assert encoded not in result.stdout + result.stderr, f"{args} read the token back"
+        assert result.returncode != 0, (args, result.stdout)
+
+    # Replacing the value is what the control API does: allowed, and its answer holds only what it sent.
+    replaced = {**secret, "stringData": {"token": "1:replacement"}}
+    applied = customer_crd.kubectl(
+        "--kubeconfig",
+        str(api_kubeconfig),
+        "apply",
+        "--server-side",
+        "--field-manager=clawhost-api",
+        "--force-conflicts",
+        "-o",
+        "json",
+        "-f",
+        "-",
+        stdin=json.dumps(replaced),
+    )
+    assert base64.b64decode(json.loads(applied.stdout)["data"]["token"]).decode() == "1:replacement"
+    assert encoded not in applied.stdout
