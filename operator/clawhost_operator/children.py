@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 from typing import Any
 
 from clawhost_api.customer import API_VERSION, KIND, LABEL_CUSTOMER, LABEL_MANAGED_BY, namespace_for
@@ -20,7 +21,25 @@ ANNOTATION_CONFIG_HASH = "clawhost.dev/config-hash"
 ANNOTATION_ROTATION = "clawhost.dev/proxy-token-rotation"
 GATEWAY_UID = 10001
 PRIVATE_V4 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.0/8"]
-PRIVATE_V6 = ["fc00::/7", "fe80::/10", "::1/128"]
+NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix: 64:ff9b::a.b.c.d is IPv4 a.b.c.d
+
+
+def _nat64(v4: str) -> str:
+    network = ipaddress.IPv4Network(v4)
+    embedded = int(NAT64_PREFIX.network_address) + int(network.network_address)
+    return str(ipaddress.IPv6Network((embedded, NAT64_PREFIX.prefixlen + network.prefixlen)))
+
+
+# Public IPv6 is named, not derived as ::/0 minus a list: an IPv6 form of an IPv4 address must never let a private
+# IPv4 address through. Global unicast (2000::/3) holds no IPv4-mapped (::ffff:0:0/96; the API server even reads
+# that CIDR as IPv4 and refuses it as an exception of ::/0), IPv4-compatible (::/96), loopback, unique-local or
+# link-local address; its two ranges that embed an IPv4 address (Teredo 2001::/32, 6to4 2002::/16) are left out.
+# The cluster's NAT64, if it has one, translates the well-known prefix to IPv4: allowed, but for the images of the
+# private IPv4 ranges.
+PUBLIC_V6 = [
+    {"cidr": "2000::/3", "except": ["2001::/32", "2002::/16"]},
+    {"cidr": str(NAT64_PREFIX), "except": [_nat64(v4) for v4 in PRIVATE_V4]},
+]
 
 Obj = dict[str, Any]
 
@@ -163,7 +182,7 @@ def render_network_policy(customer: str, proxy_namespace: str) -> Obj:
                 {  # HTTPS to public addresses only (api.telegram.org cannot be named in a NetworkPolicy)
                     "to": [
                         {"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_V4}},
-                        {"ipBlock": {"cidr": "::/0", "except": PRIVATE_V6}},
+                        *({"ipBlock": block} for block in PUBLIC_V6),
                     ],
                     "ports": [{"protocol": "TCP", "port": 443}],
                 },

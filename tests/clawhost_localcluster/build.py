@@ -28,6 +28,7 @@ from clawhost_localcluster.versions import (
     KUBERNETES_COMMANDS,
     KUBERNETES_VERSION,
     KWOK_VERSION,
+    NCA_VERSION,
     cache_root,
 )
 
@@ -228,6 +229,36 @@ def ensure_kstatus(root: Path | None = None) -> Path:
     target = (root or cache_root()) / f"kstatus-{CLI_UTILS_VERSION}-{source}"
     _build_into(target, ["kstatus"], _KstatusRecipe())
     return target / "bin" / "kstatus"
+
+
+class _NcaRecipe(_Recipe):
+    """network-config-analyzer (IBM's NetworkPolicy analyser, PyPI) in its own virtualenv: it pins PyYAML 6.0.2,
+    which the kubernetes client (>= 6.0.3) rules out of the project's environment. `bin/nca` finds the venv
+    relative to itself, so the directory still works after it is renamed into place."""
+
+    def __call__(self, scratch: Path, env: dict[str, str]) -> None:
+        uv = shutil.which("uv")
+        if uv is None:
+            raise BuildError("uv is not on PATH (make python installs it)")
+        venv = scratch / "venv"
+        _run("nca: virtualenv", [uv, "venv", "--quiet", "--python", sys.executable, str(venv)], scratch, env)
+        package = f"network-config-analyzer=={NCA_VERSION}"
+        _run(
+            "nca: install",
+            [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), package],
+            scratch,
+            env,
+        )
+        wrapper = scratch / "bin" / "nca"
+        wrapper.write_text('#!/bin/sh\nexec "$(dirname "$0")/../venv/bin/python" -m nca "$@"\n')
+        wrapper.chmod(0o755)
+
+
+def ensure_nca(root: Path | None = None) -> Path:
+    """The `nca` command (network-config-analyzer), installed once per version into the cache."""
+    target = (root or cache_root()) / f"nca-{NCA_VERSION}"
+    _build_into(target, ["nca"], _NcaRecipe())
+    return target / "bin" / "nca"
 
 
 def ensure_binaries(root: Path | None = None) -> Binaries:

@@ -10,6 +10,8 @@ ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.7.0"
 # kstatus, the status library of Flux and kpt, built into tests/clawhost_localcluster/kstatus to read Customers.
 CLI_UTILS_VERSION = "v0.37.2"
+# network-config-analyzer (PyPI), the NetworkPolicy analyser the platform's policy tests run over live objects.
+NCA_VERSION = "2.1.0"
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 

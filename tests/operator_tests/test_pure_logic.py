@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -137,6 +138,41 @@ def test_network_policy_blocks_private_and_metadata_ranges() -> None:
     assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(public["except"])
     assert policy["spec"]["egress"][2]["ports"] == [{"protocol": "TCP", "port": 443}]
     assert policy["spec"]["ingress"] == []
+
+
+def _reachable_on_443(address: str) -> bool:
+    """Whether the gateway's HTTPS rule lets `address` through (in some block's CIDR and none of its exceptions)."""
+    ip = ipaddress.ip_address(address)
+    for peer in render_network_policy("x", "platform")["spec"]["egress"][2]["to"]:
+        block = peer["ipBlock"]
+        network = ipaddress.ip_network(block["cidr"])
+        excepted = any(ip in ipaddress.ip_network(cidr) for cidr in block.get("except", []))
+        if ip.version == network.version and ip in network and not excepted:
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "private", ["10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "127.0.0.1"]
+)
+def test_network_policy_reaches_no_private_ipv4_address_through_ipv6(private: str) -> None:
+    """Not directly, nor as IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d),
+    6to4 (2002:AABB:CCDD::) or Teredo (2001:0::, the client address inverted) IPv6 address."""
+    v4 = int(ipaddress.IPv4Address(private))
+    embedded = [int(ipaddress.IPv6Address(prefix)) + v4 for prefix in ("::ffff:0:0", "::", "64:ff9b::")]
+    embedded += [
+        int(ipaddress.IPv6Address("2002::")) + (v4 << 80),
+        int(ipaddress.IPv6Address("2001::")) + (v4 ^ 0xFFFFFFFF),
+    ]
+    for form in [private, *(str(ipaddress.IPv6Address(value)) for value in embedded)]:
+        assert not _reachable_on_443(form), f"{form} ({private}) is reachable"
+
+
+def test_network_policy_reaches_public_addresses_and_no_private_ipv6() -> None:
+    for public in ("149.154.167.220", "2001:67c:4e8:f004::9", "64:ff9b::959a:a7dc"):  # Telegram: v4, v6, NAT64
+        assert _reachable_on_443(public), public
+    for private in ("::1", "fc00::1", "fd12::1", "fe80::1", "64:ff9b:1::a00:1"):
+        assert not _reachable_on_443(private), private
 
 
 def test_deployment_is_hardened() -> None:
