@@ -9,15 +9,20 @@ Failure behaviour (the proxy fails closed on any `RedisError`):
 - connection refused or lost: every pending command fails with `ConnectionError`; the next command
   reconnects (at most one attempt in flight);
 - no reply within `timeout` seconds: the connection is dropped, pending commands fail.
+
+URLs: `redis://` in the clear, `rediss://` over TLS (the server's certificate verified against the
+system's CAs, or the PEM file named by `?ssl_ca_certs=`, and its host name checked). Anything else
+is refused when the client is made, so a proxy with a URL it cannot honour does not start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 from collections import deque
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -138,9 +143,25 @@ class _Protocol(asyncio.Protocol):
         self.abort(RedisConnectionError("connection to Redis lost"))
 
 
+def _tls(parts: SplitResult) -> ssl.SSLContext | None:
+    """The TLS context a URL asks for (None: in the clear); ValueError for what this client cannot honour."""
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(f"unsupported Redis URL scheme {parts.scheme!r}: use redis:// or rediss:// (TLS)")
+    query = parse_qs(parts.query)
+    unknown = sorted(set(query) - {"ssl_ca_certs"})
+    if unknown:
+        raise ValueError(f"unsupported Redis URL parameter(s) {', '.join(unknown)}: only ssl_ca_certs (rediss://)")
+    if parts.scheme == "redis":
+        if query:
+            raise ValueError("ssl_ca_certs is for rediss:// URLs; redis:// connects in the clear")
+        return None
+    return ssl.create_default_context(cafile=query["ssl_ca_certs"][0] if query else None)
+
+
 class PipelinedRedis:
     def __init__(self, url: str, timeout: float = 5.0, connect_timeout: float = 2.0) -> None:
         parts = urlsplit(url)
+        self.tls = _tls(parts)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 6379
         self.password = unquote(parts.password) if parts.password else None
@@ -166,7 +187,13 @@ class PipelinedRedis:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, protocol = await loop.create_connection(lambda: _Protocol(self), self.host, self.port)
+                _, protocol = await loop.create_connection(
+                    lambda: _Protocol(self),
+                    self.host,
+                    self.port,
+                    ssl=self.tls,
+                    server_hostname=self.host if self.tls is not None else None,
+                )
                 setup: list[tuple[bytes | str | int, ...]] = []
                 if self.password is not None:
                     setup.append(("AUTH", self.username, self.password) if self.username else ("AUTH", self.password))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import uuid
@@ -48,6 +49,11 @@ def _post(proxy: RunningProxy, token: str, request_id: str | None = None, **body
         headers=headers,
         json={"model": "kimi-k2.5", "messages": MESSAGES, "max_tokens": 20, **body},
     )
+
+
+def _log_records(proxy: RunningProxy) -> list[dict[str, Any]]:
+    """The proxy's log, one JSON object a line (clawhost_api.logs)."""
+    return [json.loads(line) for line in proxy.process.log_path.read_text().splitlines() if line.startswith("{")]
 
 
 def _metric(proxy: RunningProxy, name: str) -> float:
@@ -159,6 +165,18 @@ def test_request_id_is_echoed_and_each_request_has_one_row(
     assert (row["status"], row["tier"], row["model"], row["estimated"]) == (200, "starter", "kimi-k2.5", False)
     assert row["latency_ms"] >= 0
     assert rows[generated]["completion_tokens"] > 0
+    # The request's log line: its fields as fields, no prompt or completion.
+    [line] = eventually(
+        lambda: [r for r in _log_records(proxy) if r.get("request_id") == given], timeout=10, what="the log line"
+    )
+    assert {key: line[key] for key in ("customer", "model", "status", "prompt_tokens", "completion_tokens")} == {
+        "customer": customer.name,
+        "model": "kimi-k2.5",
+        "status": 200,
+        "prompt_tokens": usage["prompt_tokens"],
+        "completion_tokens": usage["completion_tokens"],
+    }
+    assert not {"messages", "content", "choices"} & set(line), "no prompt or completion in the log"
     assert rows[generated]["id"] == generated, "without a usable X-Request-Id the row's own id is the request id"
     assert row["id"] != given, "the row's key is the proxy's, never the client's"
     assert len(row["id"]) == 32
@@ -298,6 +316,9 @@ def test_postgres_down_mid_traffic_loses_nothing_and_limits_still_hold(
             )
             assert _metric(proxy, "clawhost_proxy_ledger_backlog") > 0
             assert _metric(proxy, "clawhost_proxy_ledger_flush_errors_total") > 0
+            failures = [r for r in _log_records(proxy) if r["message"] == "ledger: postgres unavailable, retrying"]
+            assert failures, "the flusher says why it retries"
+            assert all(r.get("error") for r in failures), "with the error it passes as a field"
 
             # Limits are still enforced from Redis alone.
             counters.set(counter, limit - 5)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import socket
+import ssl
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from redis.exceptions import RedisError, ResponseError
 
+from clawhost_localcluster.pki import create_pki
+from clawhost_localcluster.processes import ManagedProcess, free_port, wait_until
 from clawhost_localcluster.services import RedisServer
 from clawhost_proxy.resp import PipelinedRedis, Script
 
@@ -60,3 +66,63 @@ async def test_an_outage_fails_fast_and_the_client_reconnects(tmp_path: Path) ->
     finally:
         await client.close()
         server.stop()
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A redis-server that speaks only TLS, its certificate signed by a CA of our own: (port, the CA's PEM)."""
+    pki = create_pki(tmp_path / "pki")
+    port = free_port()
+    server = ManagedProcess(
+        "redis-tls",
+        [
+            "redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+            "--tls-cert-file", str(pki.serving_cert), "--tls-key-file", str(pki.serving_key),
+            "--tls-ca-cert-file", str(pki.ca_cert), "--tls-auth-clients", "no",
+            "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
+        ],
+        tmp_path / "redis-tls.log",
+    )  # fmt: skip
+    server.start()
+    try:
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+
+        def answers() -> bool:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=1) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+            ):
+                tls.sendall(b"PING\r\n")
+                return tls.recv(16) == b"+PONG\r\n"
+
+        wait_until("redis to answer over TLS", answers, 20, server)
+        yield port, pki.ca_cert
+    finally:
+        server.stop()
+
+
+async def test_rediss_urls_connect_over_tls_and_verify_the_server(tls_redis: tuple[int, Path]) -> None:
+    port, ca = tls_redis
+    client = PipelinedRedis(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}")
+    untrusted = PipelinedRedis(f"rediss://127.0.0.1:{port}/0", connect_timeout=2)  # the system's CAs only
+    try:
+        assert await client.execute("PING") == b"PONG"
+        assert await Script(client, "return ARGV[1]")([], ["over tls"]) == b"over tls"
+        with pytest.raises(RedisError, match="SSLCertVerificationError"):
+            await untrusted.execute("PING")
+    finally:
+        await client.close()
+        await untrusted.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("unix:///run/redis.sock", "unsupported Redis URL scheme 'unix'"),
+        ("rediss://r:6379/0?ssl_cert_reqs=none", "unsupported Redis URL parameter(s) ssl_cert_reqs"),
+        ("redis://r:6379/0?ssl_ca_certs=/ca.pem", "ssl_ca_certs is for rediss:// URLs"),
+    ],
+)
+def test_a_url_the_client_cannot_honour_is_refused_at_once(url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        PipelinedRedis(url)
