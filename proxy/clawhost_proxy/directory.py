@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from clawhost_api.customer import GROUP, PLURAL, VERSION, BillingStatus
+from clawhost_api.customer import GROUP, PLURAL, VERSION, BillingStatus, hash_proxy_token
 from clawhost_api.tiers import TierName
 
 _SERVED_PHASES = {"Running", "Provisioning"}
@@ -90,7 +89,7 @@ class TokenDirectory:
 
     def authenticate(self, token: str) -> CustomerAuth | None:
         """Only the token's hash is looked up; the final comparison is constant-time."""
-        presented = "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+        presented = hash_proxy_token(token)
         entry = self._by_hash.get(presented)
         if entry is None or not hmac.compare_digest(entry.token_hash, presented):
             return None

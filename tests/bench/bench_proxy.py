@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -142,6 +141,7 @@ def serve_upstream(port: int, latency_ms: float) -> None:
 def serve_proxy(port: int, admin_port: int, upstream: str, redis_url: str, postgres_dsn: str) -> None:
     import uvloop
 
+    from clawhost_api.customer import hash_proxy_token
     from clawhost_proxy.__main__ import serve
     from clawhost_proxy.directory import TokenDirectory
     from clawhost_proxy.settings import ProxySettings
@@ -159,7 +159,7 @@ def serve_proxy(port: int, admin_port: int, upstream: str, redis_url: str, postg
         ledger_consumer="bench",
     )
     directory = TokenDirectory()
-    token_hash = "sha256:" + hashlib.sha256(PROXY_TOKEN.encode()).hexdigest()
+    token_hash = hash_proxy_token(PROXY_TOKEN)
     directory.replace_all(
         [
             {

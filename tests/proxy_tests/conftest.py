@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from clawhost_api.customer import hash_proxy_token
 from clawhost_control_api.db.migrations import migrate
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
@@ -171,7 +171,7 @@ def customer_with_token(cluster: Cluster, token: str) -> str:
 
 
 def publish_token(cluster: Cluster, name: str, token: str) -> None:
-    status = {"phase": "Running", "proxyToken": {"hash": "sha256:" + hashlib.sha256(token.encode()).hexdigest()}}
+    status = {"phase": "Running", "proxyToken": {"hash": hash_proxy_token(token)}}
     cluster.kubectl(
         "patch", "customer", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": status})
     )
