@@ -25,7 +25,9 @@ logger = logging.getLogger("clawhost.proxy")
 def build(settings: ProxySettings, directory: TokenDirectory) -> Proxy:
     """The proxy's application wired to Redis (limits, ledger buffer) and, when configured, PostgreSQL."""
     # The hot path's two scripts per request share one pipelined connection (see resp.py).
-    limiter = TokenLimiter(PipelinedRedis(settings.redis_url), settings.ledger_stream)
+    limiter = TokenLimiter(
+        PipelinedRedis(settings.redis_url, timeout=settings.redis_timeout_seconds), settings.ledger_stream
+    )
     flusher = None
     if settings.postgres_dsn is not None:
         flusher = LedgerFlusher(

@@ -23,6 +23,7 @@ class ProxySettings(BaseSettings):
     upstream_timeout_seconds: float = 120.0
     upstream_connect_timeout_seconds: float = 5.0
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_seconds: float = 5.0  # a reply slower than this fails the request path's commands (→ 503)
     kubeconfig: Path | None = None  # unset: $KUBECONFIG, else in-cluster
     # /readyz turns 503 when the token directory has not been known current (a listing, a watch open or an
     # event) for this long: a revoked token works at most about this long after the cluster stops answering.

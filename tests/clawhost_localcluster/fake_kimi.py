@@ -7,6 +7,7 @@ A test asks for other behaviour in the first message's content, `fake:` then wor
 - `long`: 200 words, streamed slowly; `words=N`: N words, fast; `fail-429`: Moonshot's 429; `hang`: never answers;
 - `overshoot=N`: N words more than the cap it was sent (an upstream that ignores the cap);
 - `stall-after=N`: stream N words, then send nothing more until the client goes away;
+- `hold=K`: answer only once the test calls `release(K)` (calls pile up without costing it anything);
 - `cached=N` / `cached-openai=N`: report N of the prompt tokens as cached, in Moonshot's place
   (`usage.cached_tokens`) or OpenAI's (`usage.prompt_tokens_details.cached_tokens`).
 
@@ -53,6 +54,14 @@ class FakeKimi:
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self.closed_streams = 0
+        self._gates: dict[int, asyncio.Event] = {}  # hold=K waits for release(K); only touched on the server's loop
+
+    def _gate(self, key: int) -> asyncio.Event:
+        return self._gates.setdefault(key, asyncio.Event())
+
+    def release(self, key: int) -> None:
+        """Let the calls held with `hold=key` (and any later ones) be answered."""
+        self._loop.call_soon_threadsafe(lambda: self._gate(key).set())
 
     def usage_reported(self, content: str) -> list[dict[str, Any]]:
         """The usage objects reported for requests whose first message was `content`."""
@@ -81,6 +90,8 @@ class FakeKimi:
         self.requests.append(body)
         how = _directives(body)
         model = body.get("model")
+        if "hold" in how:
+            await self._gate(how["hold"]).wait()
         if "fail-429" in how:
             return web.json_response(
                 {"error": {"message": "rate limit reached", "type": "rate_limit_reached_error"}}, status=429

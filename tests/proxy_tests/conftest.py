@@ -118,6 +118,8 @@ def proxy(
         workdir,
         postgres_server,
         CLAWHOST_PROXY_UPSTREAM_TIMEOUT_SECONDS="3",
+        # Tests hold Redis's replies back (CLIENT PAUSE) for as long as a loaded machine needs.
+        CLAWHOST_PROXY_REDIS_TIMEOUT_SECONDS="30",
         CLAWHOST_PROXY_REQUESTS_PER_SECOND="1000",
     )
     yield running

@@ -200,11 +200,11 @@ def test_a_refused_overlapped_reservation_cancels_the_upstream_call(
     forwarded, closed, before = len(fake_kimi.requests), fake_kimi.closed_streams, _reservation_paths(proxy)
     admin = redis.Redis.from_url(redis_server.url)
     body = {"model": "kimi-k2.5", "messages": _fake("long"), "stream": True, "max_tokens": 200}
-    admin.client_pause(4000, all=False)  # scripts wait; bounded in case the test dies
+    admin.client_pause(20_000, all=False)  # scripts wait; bounded in case the test dies
     try:
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(_post_raw, proxy, customer.token, body)
-            eventually(lambda: len(fake_kimi.requests) > forwarded, timeout=3, what="the overlapped upstream call")
+            eventually(lambda: len(fake_kimi.requests) > forwarded, timeout=15, what="the overlapped upstream call")
             admin.client_unpause()
             response = pending.result(30)
     finally:
@@ -244,8 +244,10 @@ async def _two_hundred_streams(
     _set_used(redis_server, customer.name, used_before)
     before, forwarded = _reservation_paths(proxy), len(fake_kimi.requests)
     # The upstream would answer each with 3,500 tokens when asked (more than is left): only the cap the proxy
-    # sends keeps what it really produces within the limit. (Small enough that all 200 can overlap.)
-    messages = _fake("words=4000")
+    # sends keeps what it really produces within the limit. (Small enough that all 200 can overlap.) With a
+    # stale hint the upstream holds its answers until Redis is let go, so the 200 calls reach it quickly.
+    gate = uuid.uuid4().int % 10**9
+    messages = _fake(f"words=4000 hold={gate}" if stale_hint else "words=4000")
 
     async def one() -> int | str:
         """The usage the upstream reported for this stream (what it really cost), or the refusal."""
@@ -266,11 +268,11 @@ async def _two_hundred_streams(
             return str(error)
 
     if stale_hint:
-        admin.client_pause(4500, all=False)  # bounded in case the test dies; the proxy gives up after 5 s
+        admin.client_pause(25_000, all=False)  # bounded in case the test dies; the proxy gives up after 30 s
         running = asyncio.gather(*[one() for _ in range(200)])
         try:
             await eventually_async(
-                lambda: len(fake_kimi.requests) >= forwarded + 200, timeout=4, what="200 overlapped upstream calls"
+                lambda: len(fake_kimi.requests) >= forwarded + 200, timeout=20, what="200 overlapped upstream calls"
             )
         except BaseException:
             running.cancel()
@@ -278,6 +280,7 @@ async def _two_hundred_streams(
             raise
         finally:
             admin.client_unpause()
+            fake_kimi.release(gate)
         outcomes = await running
     else:
         outcomes = await asyncio.gather(*[one() for _ in range(200)])
