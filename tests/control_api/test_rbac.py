@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from clawhost_api.kube import KubeHttp, load_config
 from clawhost_localcluster.environment import Cluster
 
 pytestmark = pytest.mark.cluster
@@ -86,7 +87,8 @@ def test_service_account_can_only_do_its_job(customer_crd: Cluster, api_kubeconf
 
 def test_a_patch_never_reads_a_bot_token_back(customer_crd: Cluster, api_kubeconfig: Path) -> None:
     """A PATCH answers with the whole object, so patch rights could read a token back: every patch that would keep
-    a stored value is refused (control_api/deploy/15-bot-token-policy.yaml), whatever it asks for."""
+    a stored value is refused (control_api/deploy/15-bot-token-policy.yaml), whatever it asks for. Sent as raw
+    requests with the ServiceAccount's token: kubectl would GET the object first (refused) and never PATCH."""
     name = f"readback{uuid.uuid4().hex[:8]}"
     stored = f"{uuid.uuid4().int % 10**9}:AA{uuid.uuid4().hex}"
     secret = {
@@ -96,37 +98,34 @@ def test_a_patch_never_reads_a_bot_token_back(customer_crd: Cluster, api_kubecon
         "stringData": {"token": stored},
     }
     customer_crd.kubectl("apply", "--server-side", "--field-manager=clawhost-api", "-f", "-", stdin=json.dumps(secret))
-    target = ("secret", name, "-n", "clawhost-secrets", "-o", "json")
-    attempts: list[tuple[str, ...]] = [
-        ("patch", *target, "--type=merge", "-p", "{}"),
-        ("patch", *target, "--type=merge", "-p", '{"metadata":{"labels":{"peek":"1"}}}'),
-        ("patch", *target, "--type=merge", "-p", '{"stringData":{"another":"key"}}'),
-        ("patch", *target, "--type=json", "-p", '[{"op":"test","path":"/data/token","value":"eA=="}]'),
-        ("patch", *target, "--type=merge", "-p", '{"stringData":{"another":"key"}}', "--dry-run=server"),
-        ("label", *target, "peek=1"),
-        ("annotate", *target, "peek=1"),
+    api = KubeHttp(load_config(api_kubeconfig))
+    path = f"/api/v1/namespaces/clawhost-secrets/secrets/{name}"
+    merge, json_patch, apply = (
+        "application/merge-patch+json",
+        "application/json-patch+json",
+        "application/apply-patch+yaml",
+    )
+    dry = [("dryRun", "All")]
+    attempts: list[tuple[bytes, str, list[tuple[str, str]]]] = [
+        (b"{}", merge, []),
+        (b'{"metadata":{"labels":{"peek":"1"}}}', merge, []),
+        (b'{"metadata":{"annotations":{"peek":"1"}}}', merge, dry),
+        (b'{"stringData":{"another":"key"}}', merge, []),
+        (b'[{"op":"add","path":"/metadata/labels","value":{"peek":"1"}}]', json_patch, []),
+        (b'{"apiVersion":"v1","kind":"Secret","metadata":{"labels":{"peek":"1"}}}', apply, [("fieldManager", "peek")]),
     ]
     encoded = base64.b64encode(stored.encode()).decode()
-    for args in attempts:
-        result = customer_crd.kubectl("--kubeconfig", str(api_kubeconfig), *args, check=False)
-        assert stored not in result.stdout + result.stderr, f"{args} read the token back"
-        assert encoded not in result.stdout + result.stderr, f"{args} read the token back"
-        assert result.returncode != 0, (args, result.stdout)
+    for body, content_type, query in attempts:
+        answer = api.request("PATCH", path, body, content_type, query)
+        text = answer.body.decode(errors="replace")
+        assert stored not in text, f"{body!r} read the token back"
+        assert encoded not in text, f"{body!r} read the token back"
+        assert answer.status == 422, (body, answer.status, text)
+        assert "the bot token is unchanged" in text, text
 
     # Replacing the value is what the control API does: allowed, and its answer holds only what it sent.
     replaced = {**secret, "stringData": {"token": "1:replacement"}}
-    applied = customer_crd.kubectl(
-        "--kubeconfig",
-        str(api_kubeconfig),
-        "apply",
-        "--server-side",
-        "--field-manager=clawhost-api",
-        "--force-conflicts",
-        "-o",
-        "json",
-        "-f",
-        "-",
-        stdin=json.dumps(replaced),
-    )
-    assert base64.b64decode(json.loads(applied.stdout)["data"]["token"]).decode() == "1:replacement"
-    assert encoded not in applied.stdout
+    answer = api.request("PATCH", path, json.dumps(replaced).encode(), apply, [("fieldManager", "clawhost-api")])
+    assert answer.status == 200, answer.body
+    assert base64.b64decode(json.loads(answer.body)["data"]["token"]).decode() == "1:replacement"
+    assert encoded not in answer.body.decode()
