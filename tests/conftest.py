@@ -15,6 +15,7 @@ from clawhost_localcluster.environment import (
     running_redis,
     scratch_dir,
 )
+from clawhost_localcluster.relay import TcpRelay, relay_to_api_server
 from clawhost_localcluster.services import PostgresServer, RedisServer
 from operator_tests.conftest import CustomerFactory, OperatorProcess, install_platform, service_account_kubeconfig
 
@@ -65,6 +66,14 @@ def namespace(cluster: Cluster) -> Iterator[str]:
 
 
 # The operator-backed fixtures live here so every test directory shares one operator process.
+@pytest.fixture
+def api_relay(cluster: Cluster) -> Iterator[TcpRelay]:
+    """The API server behind a relay a test can cut (`cut()`) and restore (`start()`)."""
+    relay = relay_to_api_server(cluster.kubeconfig)
+    yield relay
+    relay.stop()
+
+
 @pytest.fixture(scope="session")
 def platform_installed(cluster: Cluster) -> Cluster:
     install_platform(cluster)

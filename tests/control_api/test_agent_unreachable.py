@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from clawhost_control_api.core.config import Settings
 from clawhost_control_api.main import create_app
 from clawhost_localcluster.environment import Cluster
-from clawhost_localcluster.relay import TcpRelay, relay_to_api_server
+from clawhost_localcluster.relay import TcpRelay
 from clawhost_localcluster.waiting import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.services]
@@ -25,19 +25,12 @@ AGENT = {"tier": "starter", "bot_token": TOKEN, "allowed_user_ids": [111]}
 
 
 @pytest.fixture
-def relay(customer_crd: Cluster) -> Iterator[TcpRelay]:
-    running = relay_to_api_server(customer_crd.kubeconfig)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
 def relayed_client(
-    cluster_settings: Settings, api_kubeconfig: Path, relay: TcpRelay, tmp_path: Path
+    cluster_settings: Settings, api_kubeconfig: Path, api_relay: TcpRelay, tmp_path: Path
 ) -> Iterator[TestClient]:
-    """The control API, as its ServiceAccount, reaching the API server only through `relay`."""
+    """The control API, as its ServiceAccount, reaching the API server only through `api_relay`."""
     config = yaml.safe_load(api_kubeconfig.read_text())
-    config["clusters"][0]["cluster"]["server"] = f"https://{relay.address}"
+    config["clusters"][0]["cluster"]["server"] = f"https://{api_relay.address}"
     kubeconfig = tmp_path / "relayed.kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(config))
     with TestClient(create_app(cluster_settings.model_copy(update={"kubeconfig": kubeconfig}))) as client:
@@ -65,16 +58,16 @@ def _reserve(settings: Settings, email: str, name: str) -> None:
 
 
 def test_the_api_server_unreachable_mid_request_then_a_retry_succeeds(
-    relayed_client: TestClient, relay: TcpRelay, cluster_settings: Settings, customer_crd: Cluster
+    relayed_client: TestClient, api_relay: TcpRelay, cluster_settings: Settings, customer_crd: Cluster
 ) -> None:
     email, auth = _login(relayed_client)
-    relay.cut()
+    api_relay.cut()
     failed = relayed_client.post("/agent", headers=auth, json=AGENT)
     assert failed.status_code == 503, failed.text
     assert "retry" in failed.json()["detail"]
     assert relayed_client.get("/agent", headers=auth).status_code == 404
 
-    relay.start()
+    api_relay.start()
     retried = relayed_client.post("/agent", headers=auth, json=AGENT)
     assert retried.status_code == 201, retried.text
     name = retried.json()["name"]

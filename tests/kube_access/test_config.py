@@ -28,13 +28,17 @@ def _service_account_dir(root: Path, token: str = JWT) -> Path:
     return directory
 
 
-def test_in_cluster_sends_exactly_bearer_and_the_token(tmp_path: Path) -> None:
-    directory = _service_account_dir(tmp_path)
-    env = {
-        "KUBERNETES_SERVICE_HOST": "10.0.0.1",
-        "KUBERNETES_SERVICE_PORT": "443",
+def _pod_env(directory: Path, host: str = "10.0.0.1", port: str = "443") -> dict[str, str]:
+    return {
+        "KUBERNETES_SERVICE_HOST": host,
+        "KUBERNETES_SERVICE_PORT": port,
         kube_config.SERVICE_ACCOUNT_DIR_ENV: str(directory),
     }
+
+
+def test_in_cluster_sends_exactly_bearer_and_the_token(tmp_path: Path) -> None:
+    directory = _service_account_dir(tmp_path)
+    env = _pod_env(directory)
     config = in_cluster(env)
     assert config.server == "https://10.0.0.1:443"
     assert config.ca_file == directory / "ca.crt"
@@ -42,31 +46,19 @@ def test_in_cluster_sends_exactly_bearer_and_the_token(tmp_path: Path) -> None:
 
 
 def test_in_cluster_ipv6_host_is_bracketed(tmp_path: Path) -> None:
-    env = {
-        "KUBERNETES_SERVICE_HOST": "fd00::1",
-        "KUBERNETES_SERVICE_PORT": "443",
-        kube_config.SERVICE_ACCOUNT_DIR_ENV: str(_service_account_dir(tmp_path)),
-    }
+    env = _pod_env(_service_account_dir(tmp_path), host="fd00::1")
     assert in_cluster(env).server == "https://[fd00::1]:443"
 
 
 def test_in_cluster_without_a_token_says_what_is_missing(tmp_path: Path) -> None:
-    env = {
-        "KUBERNETES_SERVICE_HOST": "10.0.0.1",
-        "KUBERNETES_SERVICE_PORT": "443",
-        kube_config.SERVICE_ACCOUNT_DIR_ENV: str(tmp_path),
-    }
+    env = _pod_env(tmp_path)
     with pytest.raises(KubeConfigError, match="token is missing"):
         in_cluster(env)
 
 
 def test_a_rotated_token_file_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = _service_account_dir(tmp_path)
-    env = {
-        "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-        "KUBERNETES_SERVICE_PORT": "6443",
-        kube_config.SERVICE_ACCOUNT_DIR_ENV: str(directory),
-    }
+    env = _pod_env(directory)
     config = in_cluster(env)
     (directory / "token").write_text("second")
     assert config.bearer() == JWT  # within the refresh interval: the token read a moment ago

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clawhost_api.customer import hash_proxy_token
+from clawhost_api.customer import ANNOTATION_ROTATE_TOKEN
 from clawhost_control_api.db.migrations import migrate
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
@@ -158,22 +158,19 @@ def knows_token(proxy: RunningProxy, token: str) -> bool:
     return status_of(f"{proxy.url}/models", token) != 401
 
 
-def customer_with_token(cluster: Cluster, token: str) -> str:
-    """A Customer whose status publishes `token`'s hash, as the operator would (no operator needed here)."""
-    name = f"tok-{uuid.uuid4().hex[:8]}"
-    body = {
-        "apiVersion": "clawhost.dev/v1alpha1",
-        "kind": "Customer",
-        "metadata": {"name": name},
-        "spec": {"tier": "starter", "telegram": {"botTokenSecretRef": {"name": "x"}, "allowedUserIds": [1]}},
-    }
-    cluster.kubectl("create", "-f", "-", stdin=json.dumps(body))
-    publish_token(cluster, name, token)
-    return name
+def ready_customer(customers: CustomerFactory) -> ProxyCustomer:
+    """A Customer brought to Ready by the real operator, with the token its gateway reads."""
+    name = customers.create(tier="starter")
+    customers.wait_ready(name)
+    return ProxyCustomer(name, proxy_token_of(customers, name))
 
 
-def publish_token(cluster: Cluster, name: str, token: str) -> None:
-    status = {"phase": "Running", "proxyToken": {"hash": hash_proxy_token(token)}}
-    cluster.kubectl(
-        "patch", "customer", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": status})
+def rotate_token(customers: CustomerFactory, customer: ProxyCustomer) -> str:
+    """The operator's rotation (the annotation): returns the new token once its hash is published."""
+    old_hash = (customers.get(customer.name)["status"]["proxyToken"] or {}).get("hash")
+    rotation = f"{ANNOTATION_ROTATE_TOKEN}={uuid.uuid4().hex[:8]}"
+    customers.cluster.kubectl("annotate", "--overwrite", "customer", customer.name, rotation)
+    customers.wait_for(
+        customer.name, lambda c: (c["status"].get("proxyToken") or {}).get("hash") != old_hash, "a new token hash"
     )
+    return proxy_token_of(customers, customer.name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,16 +10,17 @@ import pytest
 
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.fake_kimi import FakeKimi
-from clawhost_localcluster.relay import TcpRelay, relay_to_api_server
+from clawhost_localcluster.relay import TcpRelay
 from clawhost_localcluster.services import RedisServer
 from clawhost_localcluster.waiting import eventually
+from operator_tests.conftest import CustomerFactory, OperatorProcess
 from proxy_tests.conftest import (
     RunningProxy,
-    customer_with_token,
     knows_token,
     proxy_kubeconfig,
-    publish_token,
     readiness,
+    ready_customer,
+    rotate_token,
     start_proxy,
 )
 
@@ -30,18 +30,11 @@ STALE_SECONDS = 4
 
 
 @pytest.fixture
-def relay(platform_installed: Cluster) -> Iterator[TcpRelay]:
-    running = relay_to_api_server(platform_installed.kubeconfig)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
 def relayed_proxy(
-    platform_installed: Cluster, redis_server: RedisServer, fake_kimi: FakeKimi, relay: TcpRelay, tmp_path: Path
+    platform_installed: Cluster, redis_server: RedisServer, fake_kimi: FakeKimi, api_relay: TcpRelay, tmp_path: Path
 ) -> Iterator[RunningProxy]:
-    """The proxy reaching the API server only through `relay`, with a short staleness limit."""
-    kubeconfig = proxy_kubeconfig(platform_installed, tmp_path, server=f"https://{relay.address}")
+    """The proxy reaching the API server only through `api_relay`, with a short staleness limit."""
+    kubeconfig = proxy_kubeconfig(platform_installed, tmp_path, server=f"https://{api_relay.address}")
     running = start_proxy(
         platform_installed,
         redis_server,
@@ -56,26 +49,22 @@ def relayed_proxy(
 
 
 def test_a_directory_cut_off_from_the_api_server_turns_unready_and_recovers(
-    relayed_proxy: RunningProxy, relay: TcpRelay, platform_installed: Cluster
+    relayed_proxy: RunningProxy, api_relay: TcpRelay, operator: OperatorProcess, customers: CustomerFactory
 ) -> None:
-    token = f"chp_{uuid.uuid4().hex}"
-    name = customer_with_token(platform_installed, token)
-    try:
-        eventually(lambda: knows_token(relayed_proxy, token), what="the proxy to learn the token from its watch")
-        # A quiet cluster is not a stale directory: watches ending and opening again keep it current.
-        stays_ready_until = time.monotonic() + 2 * STALE_SECONDS
-        while time.monotonic() < stays_ready_until:  # observing a duration, not waiting for an event
-            assert readiness(relayed_proxy) == 200
-            time.sleep(0.2)
-        relay.cut()
-        publish_token(platform_installed, name, f"chp_{uuid.uuid4().hex}")  # the old token is revoked meanwhile
-        eventually(
-            lambda: readiness(relayed_proxy) == 503, timeout=STALE_SECONDS + 30, what="the stale proxy to turn unready"
-        )
-        assert knows_token(relayed_proxy, token)  # what unready protects against: it cannot know of the revocation
+    customer = ready_customer(customers)
+    eventually(lambda: knows_token(relayed_proxy, customer.token), what="the proxy to learn the token from its watch")
+    # A quiet cluster is not a stale directory: watches ending and opening again keep it current.
+    stays_ready_until = time.monotonic() + 2 * STALE_SECONDS
+    while time.monotonic() < stays_ready_until:  # observing a duration, not waiting for an event
+        assert readiness(relayed_proxy) == 200
+        time.sleep(0.2)
+    api_relay.cut()
+    rotate_token(customers, customer)  # the old token is revoked meanwhile (the operator reaches the API server)
+    eventually(
+        lambda: readiness(relayed_proxy) == 503, timeout=STALE_SECONDS + 30, what="the stale proxy to turn unready"
+    )
+    assert knows_token(relayed_proxy, customer.token)  # what unready protects against: it cannot know of the revocation
 
-        relay.start()
-        eventually(lambda: readiness(relayed_proxy) == 200, timeout=60, what="the proxy to be ready again")
-        assert not knows_token(relayed_proxy, token)
-    finally:
-        platform_installed.kubectl("delete", "customer", name, "--wait=false", check=False)
+    api_relay.start()
+    eventually(lambda: readiness(relayed_proxy) == 200, timeout=60, what="the proxy to be ready again")
+    assert not knows_token(relayed_proxy, customer.token)

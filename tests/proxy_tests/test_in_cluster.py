@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,8 @@ from clawhost_localcluster.fake_kimi import FakeKimi
 from clawhost_localcluster.in_cluster import ServiceAccountMount
 from clawhost_localcluster.services import RedisServer
 from clawhost_localcluster.waiting import eventually
-from proxy_tests.conftest import apply_proxy_rbac, customer_with_token, knows_token, readiness, start_proxy
+from operator_tests.conftest import CustomerFactory, OperatorProcess
+from proxy_tests.conftest import apply_proxy_rbac, knows_token, readiness, ready_customer, start_proxy
 
 pytestmark = [pytest.mark.cluster, pytest.mark.services]
 
@@ -20,7 +20,12 @@ SERVICE_ACCOUNT = "token-proxy"  # deploy/deployment.yaml's serviceAccountName
 
 
 def test_in_cluster_login_watches_customers_and_survives_token_rotation(
-    platform_installed: Cluster, redis_server: RedisServer, fake_kimi: FakeKimi, tmp_path: Path
+    platform_installed: Cluster,
+    redis_server: RedisServer,
+    fake_kimi: FakeKimi,
+    operator: OperatorProcess,
+    customers: CustomerFactory,
+    tmp_path: Path,
 ) -> None:
     apply_proxy_rbac(platform_installed)
     mount = ServiceAccountMount(platform_installed, SERVICE_ACCOUNT, tmp_path / "serviceaccount")
@@ -35,22 +40,17 @@ def test_in_cluster_login_watches_customers_and_survives_token_rotation(
         CLAWHOST_PROXY_DIRECTORY_WATCH_SECONDS="1",
         CLAWHOST_PROXY_DIRECTORY_STALE_SECONDS="5",
     )
-    names: list[str] = []
     try:
-        first = f"chp_{uuid.uuid4().hex}"
-        names.append(customer_with_token(platform_installed, first))
-        eventually(lambda: knows_token(proxy, first), what="the proxy to learn a token from its watch")
+        first = ready_customer(customers)
+        eventually(lambda: knows_token(proxy, first.token), what="the proxy to learn a token from its watch")
 
         old = mount.rotate()
         eventually(lambda: not mount.accepted(old), timeout=60, what="the API server to refuse the old token")
-        second = f"chp_{uuid.uuid4().hex}"
-        names.append(customer_with_token(platform_installed, second))
-        eventually(lambda: knows_token(proxy, second), what="a token that appeared after the rotation")
+        second = ready_customer(customers)
+        eventually(lambda: knows_token(proxy, second.token), what="a token that appeared after the rotation")
         assert readiness(proxy) == 200
         log = proxy.process.log_path.read_text()
         assert old not in log
         assert mount.token not in log
     finally:
         proxy.process.stop()
-        for name in names:
-            platform_installed.kubectl("delete", "customer", name, "--wait=false", check=False)
