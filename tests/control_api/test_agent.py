@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from clawhost_control_api.api.routes.agent import view_of
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.waiting import eventually
 
@@ -52,7 +53,9 @@ def test_create_read_update_own_agent(cluster_client: TestClient, customer_crd: 
         == 409
     )
 
-    # The operator (not running here) reports status; the cache follows the watch.
+    # Billing facts: only the webhooks write status.billing (the operator, which may be running in this session
+    # once operator tests ran, rewrites the rest of status); the cache follows the watch.
+    billing = {"state": "active", "paidTier": "team", "currentPeriodEnd": "2026-12-31T00:00:00Z"}
     customer_crd.kubectl(
         "patch",
         "customer",
@@ -60,30 +63,16 @@ def test_create_read_update_own_agent(cluster_client: TestClient, customer_crd: 
         "--subresource=status",
         "--type=merge",
         "-p",
-        json.dumps(
-            {
-                "status": {
-                    "phase": "Running",
-                    "namespace": f"customer-{name}",
-                    "conditions": [
-                        {
-                            "type": "Ready",
-                            "status": "True",
-                            "reason": "PodReady",
-                            "lastTransitionTime": "2026-01-01T00:00:00Z",
-                        }
-                    ],
-                }
-            }
-        ),
+        json.dumps({"status": {"billing": billing}}),
     )
 
-    def running() -> dict[str, Any] | None:
+    def billed() -> dict[str, Any] | None:
         body: dict[str, Any] = cluster_client.get("/agent", headers=auth).json()
-        return body if body["phase"] == "Running" else None
+        return body if body["billing_state"] == "active" else None
 
-    view = eventually(running, timeout=20, what="watch delivers the status")
-    assert view["ready"] is True
+    view = eventually(billed, timeout=20, what="watch delivers the status")
+    assert view["paid_tier"] == "team"
+    assert view["current_period_end"].startswith("2026-12-31")
     assert view["namespace"] == f"customer-{name}"
     assert view["tier"] == "team"
     assert view["thinking"] == "high"
@@ -98,7 +87,7 @@ def test_create_read_update_own_agent(cluster_client: TestClient, customer_crd: 
     assert live["spec"]["suspend"] is False, "the platform's switch is not the dashboard's"
     assert live["spec"]["telegram"]["allowedUserIds"] == [111, 222]
     assert "clawhost-dashboard" in {m["manager"] for m in live["metadata"]["managedFields"]}
-    assert live["status"]["phase"] == "Running"
+    assert live["status"]["billing"]["state"] == "active", "the dashboard's spec writes leave status alone"
 
     new_token = "987654321:BBHdqTcvCH1vGWJxfSeofSAs0K5PALDsbb"
     assert cluster_client.put("/agent/bot-token", headers=auth, json={"bot_token": new_token}).status_code == 204
@@ -106,6 +95,26 @@ def test_create_read_update_own_agent(cluster_client: TestClient, customer_crd: 
     assert cluster_client.put("/agent/bot-token", headers=auth, json={"bot_token": new_token}).status_code == 204
     secret = _get(customer_crd, "secret", secret_name, "-n", "clawhost-secrets")
     assert base64.b64decode(secret["data"]["token"]).decode() == new_token
+
+
+def test_the_view_reads_ready_and_its_reason_from_the_conditions() -> None:
+    customer: dict[str, Any] = {
+        "metadata": {"name": "c1"},
+        "spec": {"tier": "starter", "telegram": {"botTokenSecretRef": {"name": "s"}, "allowedUserIds": [1]}},
+        "status": {
+            "phase": "Running",
+            "namespace": "customer-c1",
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "Running", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+            ],
+        },
+    }
+    running = view_of(customer)
+    assert (running.phase, running.ready, running.reason) == ("Running", True, None)
+    customer["status"]["phase"] = "Failed"
+    customer["status"]["conditions"][0].update(status="False", reason="BotTokenMissing")
+    failed = view_of(customer)
+    assert (failed.phase, failed.ready, failed.reason) == ("Failed", False, "BotTokenMissing")
 
 
 def test_tier_limits_and_bad_input(cluster_client: TestClient, customer_crd: Cluster) -> None:
