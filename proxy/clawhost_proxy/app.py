@@ -9,8 +9,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+import orjson
 from aiohttp import web
 
+from clawhost_api.tiers import get_tier
 from clawhost_proxy.chat import REQUEST_ID_HEADER, ChatHandler, Upstream
 from clawhost_proxy.directory import CustomerAuth, TokenDirectory
 from clawhost_proxy.errors import openai_error
@@ -35,6 +37,18 @@ async def json_errors(
         if error.status >= 400:
             return openai_error(error.status, error.reason, "invalid_request_error")
         raise
+
+
+def _offered(payload: bytes, allowed: tuple[str, ...]) -> bytes:
+    """The upstream's model list cut to the models the customer's tier offers (the others would be refused)."""
+    try:
+        listing = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return payload
+    if not isinstance(listing, dict) or not isinstance(listing.get("data"), list):
+        return payload
+    listing["data"] = [m for m in listing["data"] if isinstance(m, dict) and m.get("id") in allowed]
+    return orjson.dumps(listing)
 
 
 class Proxy:
@@ -96,10 +110,13 @@ class Proxy:
             return auth
         try:
             async with self.upstream.session.get(self.upstream.models_url, headers=self.upstream.headers) as upstream:
-                return web.Response(status=upstream.status, body=await upstream.read(), content_type="application/json")
+                status, payload = upstream.status, await upstream.read()
         except (aiohttp.ClientConnectionError, TimeoutError):
             UPSTREAM_ERRORS.labels("connect").inc()
             return openai_error(503, "the model service is unavailable", "clawhost_upstream_unavailable")
+        return web.Response(
+            status=status, body=_offered(payload, get_tier(auth.tier).models), content_type="application/json"
+        )
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()

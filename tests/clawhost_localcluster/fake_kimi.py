@@ -165,7 +165,8 @@ class FakeKimi:
         return response
 
     async def _models(self, _: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "kimi-k2.5", "object": "model"}]})
+        models = ("kimi-k2.5", "kimi-k2-thinking", "moonshot-v1-8k")
+        return web.json_response({"object": "list", "data": [{"id": model, "object": "model"} for model in models]})
 
     def start(self) -> None:
         ready = threading.Event()

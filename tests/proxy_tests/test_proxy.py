@@ -487,6 +487,11 @@ def test_probes_and_metrics_are_only_on_the_admin_port(proxy: RunningProxy, path
         assert "clawhost_proxy_reservations_total" in admin.text
 
 
+def test_the_model_list_holds_the_tiers_models_only(proxy: RunningProxy, customer: ProxyCustomer) -> None:
+    listed = [model.id for model in _client(proxy, customer.token).models.list()]
+    assert listed == ["kimi-k2.5"], "the upstream offers three; a Starter customer may use one"
+
+
 def test_wrong_method_is_a_json_405(proxy: RunningProxy) -> None:
     response = httpx.get(f"{proxy.url}/chat/completions")
     assert response.status_code == 405
