@@ -54,6 +54,7 @@ def in_cluster_api(
         CLAWHOST_API_JWT_PUBLIC_KEY_FILE=str(jwt_keys.public_file),
         CLAWHOST_API_HOST="127.0.0.1",
         CLAWHOST_API_PORT=str(port),
+        CLAWHOST_API_METRICS_PORT="0",  # any free port: the deployment's 9090 may be taken on a shared machine
     )
     process = ManagedProcess(
         "control-api", [sys.executable, "-m", "clawhost_control_api"], tmp_path / "api.log", env=env
