@@ -74,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             passwords.close()
             if cache is not None:
                 await cache.stop()
+            if kube is not None:
+                kube.close()
             await redis.aclose()
             await pool.close()
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,24 +42,34 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _start_driver() -> tuple[subprocess.Popen[str], dict[str, object]]:
-    driver = subprocess.Popen(
+Driver = tuple[subprocess.Popen[str], dict[str, object]]
+
+
+@pytest.fixture
+def driver(cluster: object) -> Iterator[Driver]:
+    """The harness in its own process, once it printed what it started; killed and its pipe closed afterwards."""
+    # `cluster` is requested so the binaries exist (built by the session) before the driver starts.
+    process = subprocess.Popen(
         [sys.executable, "-c", DRIVER],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         stdin=subprocess.DEVNULL,
     )
-    assert driver.stdout is not None
-    line = driver.stdout.readline()
-    assert line, f"the driver exited early with {driver.wait()}"
-    return driver, json.loads(line)
+    assert process.stdout is not None
+    with process:  # on the way out: the pipe closed, the process waited for
+        line = process.stdout.readline()
+        try:
+            assert line, f"the driver exited early with {process.wait()}"
+            yield process, json.loads(line)
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_stops_every_process_and_removes_data(cluster: object, how: signal.Signals) -> None:
-    # `cluster` is requested so the binaries exist (built by the session) before the driver starts.
-    driver, info = _start_driver()
+def test_interrupt_stops_every_process_and_removes_data(driver: Driver, how: signal.Signals) -> None:
+    process, info = driver
     pids = [int(pid) for pid in info["pids"]]  # type: ignore[attr-defined]
     workdir = Path(str(info["workdir"]))
     assert len(pids) == 7
@@ -66,20 +77,20 @@ def test_interrupt_stops_every_process_and_removes_data(cluster: object, how: si
     assert workdir.is_dir()
     database_dir = Path((workdir / "postgres" / "cluster-dir").read_text())
     assert database_dir.is_dir()
-    driver.send_signal(how)
+    process.send_signal(how)
     # An uncaught KeyboardInterrupt makes Python die by SIGINT (-2) after cleanup ran.
-    assert driver.wait(timeout=90) in (0, -signal.SIGINT)
+    assert process.wait(timeout=90) in (0, -signal.SIGINT)
     eventually(lambda: not any(_alive(pid) for pid in pids), timeout=30, what="every child to exit")
     assert not workdir.exists(), "temp data is removed on exit"
     assert not database_dir.exists(), "the database files are removed on exit"
 
 
-def test_sigkill_of_the_harness_takes_its_children_down(cluster: object) -> None:
-    driver, info = _start_driver()
+def test_sigkill_of_the_harness_takes_its_children_down(driver: Driver) -> None:
+    process, info = driver
     pids = [int(pid) for pid in info["pids"]]  # type: ignore[attr-defined]
     database_dir = (Path(str(info["workdir"])) / "postgres" / "cluster-dir").read_text()
-    driver.kill()
-    driver.wait(timeout=10)
+    process.kill()
+    process.wait(timeout=10)
     eventually(lambda: not any(_alive(pid) for pid in pids), timeout=30, what="children to die with their parent")
     # SIGKILL leaves no chance to delete files; the directory is a mkdtemp under the temp dir.
     subprocess.run(["rm", "-rf", str(info["workdir"]), database_dir], check=True)

@@ -38,6 +38,10 @@ class KubeClient:
         config = load_config(kubeconfig) if kubeconfig is not None else in_cluster()
         return cls(KubeHttp(config, user_agent="clawhost-control-api"))
 
+    def close(self) -> None:
+        """Close the connections the worker threads kept alive (they outlive any one request)."""
+        self.http.close()
+
     async def _call(
         self, method: str, path: str, body: object | None = None, content_type: str = "application/json", **query: str
     ) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import stripe
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
@@ -25,15 +28,22 @@ class SessionUrl(BaseModel):
     url: str
 
 
-def stripe_client(state: State) -> stripe.StripeClient:
+@asynccontextmanager
+async def stripe_client(state: State) -> AsyncIterator[stripe.StripeClient]:
+    """A Stripe client for one call, its HTTP connections closed after it (a checkout is rare: nothing to keep)."""
     settings = state.settings
     if not settings.stripe_api_key.get_secret_value():
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="Stripe is not configured")
-    return stripe.StripeClient(
-        settings.stripe_api_key.get_secret_value(),
-        base_addresses={"api": settings.stripe_api_base},
-        max_network_retries=2,
-    )
+    http = stripe.HTTPXClient()
+    try:
+        yield stripe.StripeClient(
+            settings.stripe_api_key.get_secret_value(),
+            base_addresses={"api": settings.stripe_api_base},
+            max_network_retries=2,
+            http_client=http,
+        )
+    finally:
+        await http.close_async()
 
 
 @router.post(
@@ -60,23 +70,24 @@ async def create_checkout(body: CheckoutRequest, user: CurrentUser, state: State
     metadata = {"customer_name": name, "tier": tier}
     base = state.settings.public_url.rstrip("/")
     try:
-        session = await stripe_client(state).v1.checkout.sessions.create_async(
-            params={
-                "mode": "subscription",
-                "line_items": [{"price": price, "quantity": 1}],
-                "client_reference_id": name,
-                # A returning subscriber stays one Stripe customer (one history, one fold).
-                **(
-                    {"customer": billing.customer_id}
-                    if billing and billing.customer_id
-                    else {"customer_email": user.email}
-                ),
-                "metadata": metadata,
-                "subscription_data": {"metadata": metadata},
-                "success_url": f"{base}/dashboard?checkout=success",
-                "cancel_url": f"{base}/dashboard?checkout=cancelled",
-            }
-        )
+        async with stripe_client(state) as client:
+            session = await client.v1.checkout.sessions.create_async(
+                params={
+                    "mode": "subscription",
+                    "line_items": [{"price": price, "quantity": 1}],
+                    "client_reference_id": name,
+                    # A returning subscriber stays one Stripe customer (one history, one fold).
+                    **(
+                        {"customer": billing.customer_id}
+                        if billing and billing.customer_id
+                        else {"customer_email": user.email}
+                    ),
+                    "metadata": metadata,
+                    "subscription_data": {"metadata": metadata},
+                    "success_url": f"{base}/dashboard?checkout=success",
+                    "cancel_url": f"{base}/dashboard?checkout=cancelled",
+                }
+            )
     except stripe.StripeError:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail="Stripe refused to create a checkout session") from None
     return SessionUrl(id=session.id, url=str(session.url))
@@ -89,9 +100,13 @@ async def create_portal(user: CurrentUser, state: State) -> SessionUrl:
     if billing is None or not billing.customer_id:
         raise HTTPException(status.HTTP_409_CONFLICT, detail="no Stripe subscription yet: check out first")
     try:
-        session = await stripe_client(state).v1.billing_portal.sessions.create_async(
-            params={"customer": billing.customer_id, "return_url": f"{state.settings.public_url.rstrip('/')}/dashboard"}
-        )
+        async with stripe_client(state) as client:
+            session = await client.v1.billing_portal.sessions.create_async(
+                params={
+                    "customer": billing.customer_id,
+                    "return_url": f"{state.settings.public_url.rstrip('/')}/dashboard",
+                }
+            )
     except stripe.StripeError:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail="Stripe refused to create a portal session") from None
     return SessionUrl(id=session.id, url=str(session.url))

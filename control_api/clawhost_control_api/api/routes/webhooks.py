@@ -78,11 +78,14 @@ async def stripe_webhook(request: Request, state: State) -> dict[str, Any]:
         except KubeError as error:
             # Kept but not handled: Stripe retries on a non-2xx, and the redelivery folds again.
             metrics.webhook(event["type"], "failed")
-            log.warning("stripe event %s not applied yet: %s", event["id"], type(error).__name__)
+            log.warning(
+                "stripe event not applied yet",
+                extra={"event_id": event["id"], "event_type": event["type"], "error": type(error).__name__},
+            )
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE, detail="stored; applying it failed, retry"
             ) from None
         outcome = "applied" if changed else "unchanged"
     metrics.webhook(event["type"], outcome)
-    log.info("stripe event %s %s handled", event["type"], event["id"])
+    log.info("stripe event handled", extra={"event_id": event["id"], "event_type": event["type"], "outcome": outcome})
     return {"received": True}
