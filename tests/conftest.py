@@ -15,9 +15,14 @@ from clawhost_localcluster.environment import (
     running_redis,
     scratch_dir,
 )
+from clawhost_localcluster.platform import (
+    CustomerFactory,
+    OperatorProcess,
+    install_platform,
+    service_account_kubeconfig,
+)
 from clawhost_localcluster.relay import TcpRelay, relay_to_api_server
 from clawhost_localcluster.services import PostgresServer, RedisServer
-from operator_tests.conftest import CustomerFactory, OperatorProcess, install_platform, service_account_kubeconfig
 
 REPO = Path(__file__).resolve().parents[1]
 

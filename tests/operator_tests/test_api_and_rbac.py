@@ -12,8 +12,8 @@ import kubernetes
 import pytest
 
 from clawhost_localcluster.environment import Cluster
+from clawhost_localcluster.platform import OperatorProcess
 from clawhost_localcluster.waiting import eventually
-from operator_tests.conftest import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 

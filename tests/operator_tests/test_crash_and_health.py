@@ -13,8 +13,8 @@ import pytest
 
 from clawhost_api.customer import namespace_for
 from clawhost_localcluster.build import ensure_kstatus
+from clawhost_localcluster.platform import CustomerFactory, OperatorProcess, get_json
 from clawhost_localcluster.waiting import eventually
-from operator_tests.conftest import CustomerFactory, OperatorProcess, get_json
 
 pytestmark = pytest.mark.cluster
 

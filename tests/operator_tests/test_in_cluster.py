@@ -14,8 +14,8 @@ import pytest
 
 from clawhost_localcluster.environment import EXISTING_KUBECONFIG_ENV, Cluster, running_cluster
 from clawhost_localcluster.in_cluster import ServiceAccountMount
+from clawhost_localcluster.platform import CustomerFactory, OperatorProcess, install_platform
 from clawhost_localcluster.waiting import eventually
-from operator_tests.conftest import CustomerFactory, OperatorProcess, install_platform
 
 pytestmark = pytest.mark.cluster
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from clawhost_api.customer import namespace_for
+from clawhost_localcluster.platform import CustomerFactory, OperatorProcess, gateway_secret, get_json
 from clawhost_localcluster.waiting import eventually
-from operator_tests.conftest import CustomerFactory, OperatorProcess, gateway_secret, get_json
 
 pytestmark = pytest.mark.cluster
 

@@ -24,7 +24,7 @@ import yaml
 
 from clawhost_localcluster.build import ensure_nca
 from clawhost_localcluster.environment import Cluster
-from operator_tests.conftest import CustomerFactory, OperatorProcess
+from clawhost_localcluster.platform import CustomerFactory, OperatorProcess
 
 pytestmark = pytest.mark.cluster
 

@@ -10,11 +10,8 @@ import pytest
 
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.fake_kimi import FakeKimi
-from clawhost_localcluster.relay import TcpRelay
-from clawhost_localcluster.services import RedisServer
-from clawhost_localcluster.waiting import eventually
-from operator_tests.conftest import CustomerFactory, OperatorProcess
-from proxy_tests.conftest import (
+from clawhost_localcluster.platform import CustomerFactory, OperatorProcess
+from clawhost_localcluster.proxy_process import (
     RunningProxy,
     knows_token,
     proxy_kubeconfig,
@@ -23,6 +20,9 @@ from proxy_tests.conftest import (
     rotate_token,
     start_proxy,
 )
+from clawhost_localcluster.relay import TcpRelay
+from clawhost_localcluster.services import RedisServer
+from clawhost_localcluster.waiting import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.services]
 

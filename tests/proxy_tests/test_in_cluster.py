@@ -9,10 +9,10 @@ import pytest
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.fake_kimi import FakeKimi
 from clawhost_localcluster.in_cluster import ServiceAccountMount
+from clawhost_localcluster.platform import CustomerFactory, OperatorProcess
+from clawhost_localcluster.proxy_process import apply_proxy_rbac, knows_token, readiness, ready_customer, start_proxy
 from clawhost_localcluster.services import RedisServer
 from clawhost_localcluster.waiting import eventually
-from operator_tests.conftest import CustomerFactory, OperatorProcess
-from proxy_tests.conftest import apply_proxy_rbac, knows_token, readiness, ready_customer, start_proxy
 
 pytestmark = [pytest.mark.cluster, pytest.mark.services]
 

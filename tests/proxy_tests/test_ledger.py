@@ -21,9 +21,9 @@ from clawhost_api.tiers import get_tier
 from clawhost_api.usage import usage_counter_key, usage_period
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.fake_kimi import FakeKimi
+from clawhost_localcluster.proxy_process import ProxyCustomer, RunningProxy, start_proxy
 from clawhost_localcluster.services import PostgresServer, RedisServer
 from clawhost_localcluster.waiting import eventually
-from proxy_tests.conftest import ProxyCustomer, RunningProxy, start_proxy
 
 pytestmark = pytest.mark.cluster
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]

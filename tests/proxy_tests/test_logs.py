@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from clawhost_localcluster.proxy_process import ProxyCustomer, RunningProxy
 from clawhost_localcluster.waiting import eventually
-from proxy_tests.conftest import ProxyCustomer, RunningProxy
 
 pytestmark = pytest.mark.cluster
 

@@ -17,10 +17,10 @@ from langchain_openai import ChatOpenAI
 from clawhost_api.tiers import get_tier
 from clawhost_api.usage import usage_counter_key, usage_period
 from clawhost_localcluster.fake_kimi import FakeKimi
+from clawhost_localcluster.platform import CustomerFactory
+from clawhost_localcluster.proxy_process import ProxyCustomer, RunningProxy, proxy_token_of
 from clawhost_localcluster.services import RedisServer
 from clawhost_localcluster.waiting import eventually, eventually_async
-from operator_tests.conftest import CustomerFactory
-from proxy_tests.conftest import ProxyCustomer, RunningProxy, proxy_token_of
 
 pytestmark = pytest.mark.cluster
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]

@@ -1,4 +1,5 @@
-"""Helpers for tests that need the operator: its process as its ServiceAccount, and a Customer factory."""
+"""The platform on the local cluster: its manifests installed, the operator as a process with its ServiceAccount, and
+Customers made and read for tests."""
 
 from __future__ import annotations
 
