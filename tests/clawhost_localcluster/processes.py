@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 
@@ -71,6 +73,18 @@ class ManagedProcess:
             return self.log_path.read_text(errors="replace")[-characters:]
         except FileNotFoundError:
             return ""
+
+    def json_log(self) -> list[dict[str, Any]]:
+        """The log as the JSON objects the services write, one a line; AssertionError names a line that is not one."""
+        records = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise AssertionError(f"a {self.name} log line is not a JSON object: {line[:300]!r}") from None
+        return records
 
     def stop(self, grace: float = 10.0) -> None:
         if self.popen is None or self.popen.poll() is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -10,23 +9,11 @@ import httpx
 import pytest
 
 from clawhost_localcluster import stripe_events as se
-from clawhost_localcluster.control_api_process import ControlApiProcess, StartApi
+from clawhost_localcluster.control_api_process import StartApi
 from clawhost_localcluster.waiting import eventually
 
 pytestmark = pytest.mark.services
 WEBHOOK_SECRET = "whsec_test_logs"
-
-
-def _records(api: ControlApiProcess) -> list[dict[str, Any]]:
-    records = []
-    for line in api.process.log_path.read_text(errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise AssertionError(f"a control API log line is not a JSON object: {line[:300]!r}") from None
-    return records
 
 
 def test_every_line_is_json_with_access_and_event_fields(start_api: StartApi) -> None:
@@ -42,7 +29,7 @@ def test_every_line_is_json_with_access_and_event_fields(start_api: StartApi) ->
         assert client.post("/webhooks/stripe", content=event, headers=signed).status_code == 200
 
     def logged(**fields: Any) -> dict[str, Any] | None:
-        matching = (r for r in _records(api) if all(r.get(k) == v for k, v in fields.items()))
+        matching = (r for r in api.process.json_log() if all(r.get(k) == v for k, v in fields.items()))
         return next(matching, None)
 
     jwks = eventually(lambda: logged(path="/.well-known/jwks.json"), what="the jwks access line")
@@ -59,7 +46,7 @@ def test_every_line_is_json_with_access_and_event_fields(start_api: StartApi) ->
         "invoice.paid",
         "stored",
     )
-    assert any(r["logger"] == "uvicorn.error" for r in _records(api)), "uvicorn's own lines go through it too"
+    assert any(r["logger"] == "uvicorn.error" for r in api.process.json_log()), "uvicorn's own lines go through it too"
     text = api.process.log_path.read_text(errors="replace")
     assert "query-secret" not in text
     assert password not in text

@@ -50,17 +50,6 @@ def _freeze_policy(policy: str, namespace: str) -> str:
     return "\n---\n".join(json.dumps(document) for document in documents)
 
 
-def _log_records(operator: OperatorProcess) -> list[dict[str, Any]]:
-    lines = [line for line in operator.log().splitlines() if line.strip()]
-    records = []
-    for line in lines:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise AssertionError(f"an operator log line is not a JSON object: {line[:300]!r}") from None
-    return records
-
-
 def test_tokens_never_reach_logs_events_metrics_or_status(
     operator: OperatorProcess, customers: CustomerFactory
 ) -> None:
@@ -125,7 +114,8 @@ def test_tokens_never_reach_logs_events_metrics_or_status(
     # The encoded forms as well: a body or a Secret echoed into a message would carry them base64-encoded.
     needles = {**secrets, **{f"{k} (base64)": base64.b64encode(v.encode()).decode() for k, v in secrets.items()}}
 
-    records = _log_records(operator)
+    assert operator.process is not None
+    records = operator.process.json_log()
     refused = [r for r in records if r.get("message") == "reconcile failed" and r.get("customer") == name]
     assert refused, "the refused write was logged, as a structured record naming the customer"
     assert {r.get("status") for r in refused} <= {403, 422}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -13,18 +12,6 @@ from clawhost_localcluster.proxy_process import ProxyCustomer, RunningProxy
 from clawhost_localcluster.waiting import eventually
 
 pytestmark = pytest.mark.cluster
-
-
-def _records(proxy: RunningProxy) -> list[dict[str, Any]]:
-    records = []
-    for line in proxy.process.log_path.read_text(errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise AssertionError(f"a proxy log line is not a JSON object: {line[:300]!r}") from None
-    return records
 
 
 def test_every_line_is_json_and_the_request_line_carries_its_fields(
@@ -40,7 +27,7 @@ def test_every_line_is_json_and_the_request_line_carries_its_fields(
     assert answer.status_code == 200, answer.text
 
     def request_line() -> dict[str, Any] | None:
-        return next((r for r in _records(proxy) if r.get("request_id") == request_id), None)
+        return next((r for r in proxy.process.json_log() if r.get("request_id") == request_id), None)
 
     line = eventually(request_line, what="the request's log line")
     assert line["message"] == "request"
@@ -49,7 +36,7 @@ def test_every_line_is_json_and_the_request_line_carries_its_fields(
     assert line["prompt_tokens"] > 0
     assert line["completion_tokens"] > 0
     assert isinstance(line["latency_ms"], int)
-    serving = [r for r in _records(proxy) if r["message"] == "serving"]
+    serving = [r for r in proxy.process.json_log() if r["message"] == "serving"]
     assert serving
     assert serving[0]["port"] == proxy.port
     assert customer.token not in proxy.process.log_path.read_text(errors="replace")
