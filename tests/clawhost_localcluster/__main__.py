@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-import yaml
 
 from clawhost_localcluster.build import BuildError, ensure_binaries, ensure_kstatus
 from clawhost_localcluster.environment import Environment, local_environment
@@ -68,15 +67,9 @@ def _install_platform(env: Environment) -> None:
 
 def _service_account_kubeconfig(env: Environment, namespace: str, account: str) -> Path:
     """A kubeconfig authenticating as a ServiceAccount with a real token, so local runs prove the RBAC too."""
-    token = env.cluster.kubectl("create", "token", account, "-n", namespace, "--duration=24h").stdout.strip()
-    config = json.loads(json.dumps(yaml.safe_load(env.cluster.kubeconfig.read_text())))
-    config["users"] = [{"name": account, "user": {"token": token}}]
-    config["contexts"] = [{"name": account, "context": {"cluster": config["clusters"][0]["name"], "user": account}}]
-    config["current-context"] = account
-    path = env.workdir / f"{account}.kubeconfig"
-    path.write_text(json.dumps(config))
-    path.chmod(0o600)
-    return path
+    return env.cluster.service_account_kubeconfig(
+        namespace, account, env.workdir / f"{account}.kubeconfig", duration="24h"
+    )
 
 
 def _wait_http(name: str, url: str, process: ManagedProcess, timeout: float = 60) -> None:

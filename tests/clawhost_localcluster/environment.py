@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -44,6 +45,23 @@ class Cluster:
         if check and result.returncode != 0:
             raise StartupError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
+
+    def service_account_kubeconfig(
+        self, namespace: str, account: str, path: Path, server: str | None = None, duration: str = "6h"
+    ) -> Path:
+        """Write to `path` a kubeconfig that authenticates with a real token of ServiceAccount `namespace/account`,
+        so whatever uses it is held to that account's RBAC; `server` replaces the API server's address."""
+        token = self.kubectl("create", "token", account, "-n", namespace, f"--duration={duration}").stdout.strip()
+        config = json.loads(self.kubectl("config", "view", "--raw", "--minify", "--flatten", "-o", "json").stdout)
+        cluster = config["clusters"][0]
+        if server is not None:
+            cluster["cluster"]["server"] = server
+        config["users"] = [{"name": account, "user": {"token": token}}]
+        config["contexts"] = [{"name": account, "context": {"cluster": cluster["name"], "user": account}}]
+        config["current-context"] = account
+        path.write_text(json.dumps(config))
+        path.chmod(0o600)
+        return path
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from clawhost_api.customer import LABEL_MANAGED_BY, namespace_for
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.processes import ManagedProcess, free_port
@@ -70,15 +68,7 @@ def install_platform(cluster: Cluster) -> None:
 
 def service_account_kubeconfig(cluster: Cluster, directory: Path) -> Path:
     """A kubeconfig that authenticates with a real token of the operator's ServiceAccount."""
-    token = cluster.kubectl("create", "token", "clawhost-operator", "-n", "platform", "--duration=6h").stdout.strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    admin["users"] = [{"name": "operator", "user": {"token": token}}]
-    admin["contexts"] = [{"name": "operator", "context": {"cluster": admin["clusters"][0]["name"], "user": "operator"}}]
-    admin["current-context"] = "operator"
-    path = directory / "operator.kubeconfig"
-    path.write_text(json.dumps(admin))
-    path.chmod(0o600)
-    return path
+    return cluster.service_account_kubeconfig("platform", "clawhost-operator", directory / "operator.kubeconfig")
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import urllib.request
@@ -39,16 +38,7 @@ def apply_proxy_rbac(cluster: Cluster) -> None:
 def proxy_kubeconfig(cluster: Cluster, directory: Path, server: str | None = None) -> Path:
     """A kubeconfig with a token of the proxy's ServiceAccount; `server` replaces the API server's address."""
     apply_proxy_rbac(cluster)
-    token = cluster.kubectl("create", "token", "token-proxy", "-n", "platform", "--duration=6h").stdout.strip()
-    config = json.loads(cluster.kubectl("config", "view", "--raw", "-o", "json").stdout)
-    config["users"] = [{"name": "proxy", "user": {"token": token}}]
-    config["contexts"] = [{"name": "proxy", "context": {"cluster": config["clusters"][0]["name"], "user": "proxy"}}]
-    config["current-context"] = "proxy"
-    if server is not None:
-        config["clusters"][0]["cluster"]["server"] = server
-    path = directory / "proxy.kubeconfig"
-    path.write_text(json.dumps(config))
-    return path
+    return cluster.service_account_kubeconfig("platform", "token-proxy", directory / "proxy.kubeconfig", server)
 
 
 def start_proxy(

@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -101,17 +100,8 @@ def customer_crd(cluster: Cluster) -> Cluster:
 @pytest.fixture(scope="session")
 def api_kubeconfig(customer_crd: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A kubeconfig holding a real token of the control API's ServiceAccount: every test acts as it."""
-    token = customer_crd.kubectl(
-        "create", "token", SERVICE_ACCOUNT, "-n", PLATFORM_NAMESPACE, "--duration=6h"
-    ).stdout.strip()
-    config = yaml.safe_load(customer_crd.kubeconfig.read_text())
-    config["users"] = [{"name": "api", "user": {"token": token}}]
-    config["contexts"] = [{"name": "api", "context": {"cluster": config["clusters"][0]["name"], "user": "api"}}]
-    config["current-context"] = "api"
     path = tmp_path_factory.mktemp("sa") / "api.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
+    return customer_crd.service_account_kubeconfig(PLATFORM_NAMESPACE, SERVICE_ACCOUNT, path)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from clawhost_api.customer import BillingStatus
@@ -313,13 +312,7 @@ def read_only_kubeconfig(customer_crd: Cluster, tmp_path: Path) -> Iterator[Path
     cluster.kubectl("create", "serviceaccount", name, "-n", "platform")
     cluster.kubectl("create", "clusterrole", name, "--verb=get,list,watch", "--resource=customers.clawhost.dev")
     cluster.kubectl("create", "clusterrolebinding", name, f"--clusterrole={name}", f"--serviceaccount=platform:{name}")
-    token = cluster.kubectl("create", "token", name, "-n", "platform", "--duration=1h").stdout.strip()
-    config = yaml.safe_load(cluster.kubeconfig.read_text())
-    config["users"] = [{"name": name, "user": {"token": token}}]
-    config["contexts"] = [{"name": name, "context": {"cluster": config["clusters"][0]["name"], "user": name}}]
-    config["current-context"] = name
-    path = folder / f"{name}.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
+    path = cluster.service_account_kubeconfig("platform", name, folder / f"{name}.kubeconfig", duration="1h")
     yield path
     cluster.kubectl("delete", "clusterrolebinding,clusterrole", name, "--ignore-not-found", check=False)
     cluster.kubectl("delete", "serviceaccount", name, "-n", "platform", "--ignore-not-found", check=False)
