@@ -35,6 +35,7 @@ import psycopg
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError, ResponseError
 
+from clawhost_api.backoff import Backoff
 from clawhost_api.usage import LEDGER_COLUMNS, LEDGER_TABLE
 from clawhost_proxy.resp import PipelinedRedis, Script
 
@@ -158,7 +159,7 @@ class LedgerFlusher:
         self.batch_size = batch_size
         self.linger = linger_seconds
         self.claim_idle_ms = int(claim_idle_seconds * 1000)
-        self.max_backoff = max_backoff_seconds
+        self._backoff = Backoff(first=0.2, limit=max_backoff_seconds)
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._group_ready = False
         self._claim_cursor = "0-0"
@@ -166,17 +167,16 @@ class LedgerFlusher:
         self._own_pending = True  # after a restart, first re-read what this consumer name still holds
 
     async def run(self) -> None:
-        backoff = 0.2
+        delays = self._backoff.delays()
         try:
             while True:
                 try:
                     await self.step()
-                    backoff = 0.2
+                    delays = self._backoff.delays()
                 except (RedisError, OSError) as error:
                     FLUSH_ERRORS.labels("redis").inc()
                     logger.warning("ledger: redis unavailable, retrying", extra={"error": type(error).__name__})
-                    await self._sleep(backoff)
-                    backoff = min(backoff * 2, self.max_backoff)
+                    await self._sleep(next(delays))
                 except (psycopg.Error, LedgerSchemaError) as error:
                     FLUSH_ERRORS.labels("postgres").inc()
                     if isinstance(error, LedgerSchemaError):
@@ -187,8 +187,7 @@ class LedgerFlusher:
                     self._own_pending = True  # the failed batch is still pending for us: retry it first
                     with contextlib.suppress(RedisError, OSError):
                         BACKLOG.set(await self._redis.execute("XLEN", self.stream))
-                    await self._sleep(backoff)
-                    backoff = min(backoff * 2, self.max_backoff)
+                    await self._sleep(next(delays))
         finally:
             await self._drop_connection()
 

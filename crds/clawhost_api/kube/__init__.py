@@ -5,9 +5,10 @@ kept-alive connection per thread), `Informer` keeps a LIST+WATCH cache current, 
 every failure becomes: an API refusal, a timeout or an unreachable server alike.
 """
 
+from clawhost_api.backoff import Backoff
 from clawhost_api.kube.config import KubeConfig, load_config
 from clawhost_api.kube.errors import KubeError
 from clawhost_api.kube.http import KubeHttp, Response
-from clawhost_api.kube.informer import Backoff, Informer, Sink
+from clawhost_api.kube.informer import Informer, Sink
 
 __all__ = ["Backoff", "Informer", "KubeConfig", "KubeError", "KubeHttp", "Response", "Sink", "load_config"]

@@ -10,15 +10,13 @@ end), so a service can tell how stale its cache may be.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
+from clawhost_api.backoff import Backoff
 from clawhost_api.kube.errors import KubeError
 from clawhost_api.kube.http import KubeHttp, Stream
 
@@ -39,18 +37,7 @@ class Sink(Protocol):
         """One watch event: ADDED, MODIFIED or DELETED, with the object."""
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Pauses before listing again after a failure: first, doubled each time, at most limit (with 20% jitter)."""
-
-    first: float = 1.0
-    limit: float = 16.0
-
-    def delays(self) -> Iterator[float]:
-        delay = self.first
-        while True:
-            yield delay * random.uniform(0.8, 1.0)  # noqa: S311 - spreading retries, not a secret
-            delay = min(delay * 2, self.limit)
+DEFAULT_BACKOFF = Backoff()  # frozen: one shared default
 
 
 class _ExpiredError(Exception):
@@ -70,7 +57,7 @@ class Informer:
         label_selector: str = "",
         field_selector: str = "",
         watch_seconds: int = WATCH_SECONDS,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
         self.http = http
         self.path = path
