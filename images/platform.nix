@@ -5,7 +5,7 @@ let
   python = pkgs.python311;
   # The runtime dependencies of pyproject.toml, no more (a test keeps the two lists equal).
   env = python.withPackages (ps: with ps; [
-    kubernetes fastapi uvicorn aiohttp redis psycopg psycopg-pool stripe
+    fastapi uvicorn aiohttp redis psycopg psycopg-pool stripe
     pydantic pydantic-settings pyyaml prometheus-client cryptography argon2-cffi pyjwt httpx orjson uvloop
   ]);
   app = pkgs.runCommand "clawhost-src" { } ''

@@ -109,8 +109,7 @@ class ActiveHours(_Model):
 
     @model_validator(mode="after")
     def _not_empty(self) -> ActiveHours:
-        if self.start == self.end:
-            raise ValueError("active hours start and end must differ")
+        heartbeat.check_window(self.start, self.end)
         return self
 
 

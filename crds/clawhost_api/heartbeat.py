@@ -79,6 +79,12 @@ def check_end(clock: str) -> str:
     return clock
 
 
+def check_window(start: str, end: str) -> None:
+    """A window of no time at all would silence the heartbeat for good: refuse it rather than guess."""
+    if start == end:
+        raise ValueError("active hours start and end must differ")
+
+
 def check_timezone(name: str | None) -> str | None:
     """An IANA time zone the gateway's runtime knows too (Node ships the same database)."""
     if name is None:
