@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from clawhost_localcluster.build import ensure_binaries
 from clawhost_localcluster.controlplane import ControlPlane
@@ -45,6 +46,12 @@ class Cluster:
         if check and result.returncode != 0:
             raise StartupError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
+
+    def patch_customer_status(self, name: str, status: dict[str, Any]) -> None:
+        """Merge `status` into a Customer's status subresource, as billing or the operator would write it."""
+        self.kubectl(
+            "patch", "customer", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": status})
+        )
 
     def service_account_kubeconfig(
         self, namespace: str, account: str, path: Path, server: str | None = None, duration: str = "6h"

@@ -222,9 +222,7 @@ class CustomerFactory:
         return self.wait_for(name, lambda c: _ready(c) == "True", "Ready=True", timeout)
 
     def patch_status(self, name: str, status: dict[str, Any]) -> None:
-        self.cluster.kubectl(
-            "patch", "customer", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": status})
-        )
+        self.cluster.patch_customer_status(name, status)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         """The Events about Customer `name`."""

@@ -56,15 +56,7 @@ def test_create_read_update_own_agent(cluster_client: TestClient, customer_crd: 
     # Billing facts: only the webhooks write status.billing (the operator, which may be running in this session
     # once operator tests ran, rewrites the rest of status); the cache follows the watch.
     billing = {"state": "active", "paidTier": "team", "currentPeriodEnd": "2026-12-31T00:00:00Z"}
-    customer_crd.kubectl(
-        "patch",
-        "customer",
-        name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"billing": billing}}),
-    )
+    customer_crd.patch_customer_status(name, {"billing": billing})
 
     def billed() -> dict[str, Any] | None:
         body: dict[str, Any] = cluster_client.get("/agent", headers=auth).json()
@@ -191,15 +183,7 @@ def test_ids_beyond_the_paid_tier_show_as_inactive_and_changes_are_judged_by_it(
     assert created.status_code == 201, created.text
     name = created.json()["name"]
     billing = {"state": "active", "paidTier": "starter", "customerId": "cus_x", "subscriptionId": "sub_x"}
-    customer_crd.kubectl(
-        "patch",
-        "customer",
-        name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"billing": billing}}),
-    )
+    customer_crd.patch_customer_status(name, {"billing": billing})
 
     def starter_paid() -> dict[str, Any] | None:
         view: dict[str, Any] = cluster_client.get("/agent", headers=auth).json()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -83,15 +82,7 @@ def test_checkout_and_portal_through_stripe_mock(stripe_client_app: TestClient, 
     assert checkout.status_code == 201, checkout.text
     assert checkout.json()["id"].startswith("cs_")
     assert checkout.json()["url"]
-    customer_crd.kubectl(
-        "patch",
-        "customer",
-        name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"billing": {"customerId": "cus_mock", "state": "active"}}}),
-    )
+    customer_crd.patch_customer_status(name, {"billing": {"customerId": "cus_mock", "state": "active"}})
 
     def portal() -> dict[str, str] | None:
         response = stripe_client_app.post("/billing/portal", headers=auth)
@@ -116,8 +107,7 @@ def test_a_second_checkout_while_subscribed_is_refused(stripe_client_app: TestCl
 
     def set_state(state: str) -> None:
         billing = {"customerId": "cus_mock", "subscriptionId": "sub_mock", "state": state}
-        patch = json.dumps({"status": {"billing": billing}})
-        customer_crd.kubectl("patch", "customer", name, "--subresource=status", "--type=merge", "-p", patch)
+        customer_crd.patch_customer_status(name, {"billing": billing})
 
     def checkout_status() -> int:
         return stripe_client_app.post("/billing/checkout", headers=auth, json={"tier": "team"}).status_code

@@ -60,9 +60,7 @@ def _post(client: TestClient, event: dict[str, Any], secret: str = WEBHOOK_SECRE
 def test_lifecycle_patches_status_billing_and_tier(cluster_client: TestClient, customer_crd: Cluster) -> None:
     name = _new_customer(customer_crd, tier="pro")
     # The operator's status fields must survive billing's writes.
-    customer_crd.kubectl(
-        "patch", "customer", name, "--subresource=status", "--type=merge", "-p", '{"status":{"phase":"Provisioning"}}'
-    )
+    customer_crd.patch_customer_status(name, {"phase": "Provisioning"})
     t0 = int(time.time()) - 3600
     p2 = t0 + se.MONTH
     checkout = se.checkout_completed(t0, name, "cus_life", "sub_life", "pro")
