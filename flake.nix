@@ -2,7 +2,8 @@
   description = "clawhost: always-on OpenClaw agents on Telegram, one isolated pod per customer on K3s";
 
   inputs = {
-    nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
+    # nixos-unstable: the channel whose revisions passed the NixOS tests (the nodes run NixOS).
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
     nix2container = {
       url = "github:nlewo/nix2container";
       inputs.nixpkgs.follows = "nixpkgs";
@@ -11,32 +12,82 @@
       url = "github:hall/kubenix";
       inputs.nixpkgs.follows = "nixpkgs";
     };
+    # The platform image's Python environment, built from uv.lock (wheels, as uv installs them).
+    pyproject-nix = {
+      url = "github:pyproject-nix/pyproject.nix";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+    uv2nix = {
+      url = "github:pyproject-nix/uv2nix";
+      inputs.pyproject-nix.follows = "pyproject-nix";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+    pyproject-build-systems = {
+      url = "github:pyproject-nix/build-system-pkgs";
+      inputs.pyproject-nix.follows = "pyproject-nix";
+      inputs.uv2nix.follows = "uv2nix";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+    # The nodes: partitioned by disko (nixos-anywhere installs through it), secrets decrypted on the node by sops-nix.
+    disko = {
+      url = "github:nix-community/disko";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+    sops-nix = {
+      url = "github:Mic92/sops-nix";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
   };
 
-  outputs = { self, nixpkgs, nix2container, kubenix, ... }:
+  outputs =
+    inputs@{ self, nixpkgs, nix2container, kubenix, pyproject-nix, uv2nix, pyproject-build-systems, ... }:
     let
-      system = "x86_64-linux";
-      pkgs = nixpkgs.legacyPackages.${system};
-      n2c = nix2container.packages.${system}.nix2container;
+      inherit (nixpkgs) lib;
+      # Everything an operator of the platform fills in (addresses, registry, domain): nixos/settings.nix.
+      settings = import ./nixos/settings.nix;
+      cluster = import ./nixos/lib/cluster.nix { inherit settings; };
+      systems = [ "x86_64-linux" "aarch64-linux" ];
+      forSystems = f: lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
+      imageTag = self.shortRev or "dirty";
     in
     {
-      packages.${system} = {
-        # The per-customer OpenClaw gateway (pinned OpenClaw, Node 24, non-root, read-only root fs).
-        gateway-image = import ./images/gateway.nix { inherit pkgs n2c; };
-        # One image for the Python services (operator, token proxy, control API).
-        platform-image = import ./images/platform.nix { inherit pkgs n2c; src = self; };
-        # Platform manifests (CRD, operator, proxy, control API) rendered by kubenix.
-        manifests = (kubenix.evalModules.${system} {
-          module = import ./nixos/kubenix/platform.nix;
-          specialArgs = { root = self; };
-        }).config.kubernetes.resultYAML;
-      };
+      packages = forSystems (system: pkgs:
+        let
+          n2c = nix2container.packages.${system}.nix2container;
+        in
+        {
+          # `nix run .#gateway-image.copyToRegistry` / `.#platform-image.copyToRegistry` push to settings.registry.
+          gateway-image = import ./images/gateway.nix { inherit pkgs n2c; inherit (settings) registry; };
+          platform-image = import ./images/platform.nix {
+            inherit pkgs n2c uv2nix pyproject-nix pyproject-build-systems imageTag;
+            inherit (settings) registry;
+            workspaceRoot = ./.;
+          };
+          # The platform's manifests (CRD, namespaces, policies, services, stores, ingress) for `kubectl apply`.
+          manifests = (kubenix.evalModules.${system} {
+            module = import ./nixos/kubenix/platform.nix;
+            specialArgs = { root = ./.; inherit settings imageTag; };
+          }).config.kubernetes.resultYAML;
+        });
 
-      # Colmena hive: `colmena apply` deploys the K3s nodes on Hetzner.
-      colmena = import ./nixos/hive.nix { inherit nixpkgs; };
+      # nixos-anywhere installs each node from these: `nixos-anywhere --flake .#k3s-1 root@<address>`.
+      nixosConfigurations = lib.mapAttrs
+        (name: node: lib.nixosSystem {
+          inherit (node) system;
+          specialArgs = { inherit inputs settings node; };
+          modules = [ ./nixos/node.nix ];
+        })
+        cluster.nodes;
 
-      devShells.${system}.default = pkgs.mkShell {
-        packages = with pkgs; [ python311 uv go kubectl colmena gnumake redis postgresql ];
-      };
+      # Colmena hive (`colmena apply`): the same modules, for every later change.
+      colmena = import ./nixos/hive.nix { inherit nixpkgs inputs settings; };
+
+      devShells = forSystems (system: pkgs: {
+        default = pkgs.mkShell {
+          packages = with pkgs; [
+            python311 uv go kubectl colmena nixos-anywhere sops age ssh-to-age hcloud gnumake redis postgresql
+          ];
+        };
+      });
     };
 }

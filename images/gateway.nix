@@ -1,40 +1,58 @@
-# The customer gateway image: OpenClaw (pinned) on Node 24, running as uid 10001.
-# The operator mounts the rendered openclaw.json read-only and gives the state dir and /tmp as
-# writable volumes, so the root filesystem can stay read-only.
-{ pkgs, n2c }:
+# The customer gateway image: OpenClaw on Node 24, non-root, read-only root (the operator mounts the rendered
+# openclaw.json and gives /state and /tmp as volumes). What it holds is images/gateway.json, the description the
+# local real-node assembly (tests/clawhost_localcluster) reads too; this file only says how Nix builds it.
+{ pkgs, n2c, registry, imageTag ? null }:
 let
-  # The one pin of OpenClaw on the image side: npm installs exactly this. The operator's renderer names the
-  # same version (OPENCLAW_VERSION in operator/clawhost_operator/openclaw_config.py; a test keeps them equal),
-  # because config keys change between releases: bump both together.
-  openclawVersion = (builtins.fromJSON (builtins.readFile ./openclaw/package.json)).dependencies.openclaw;
-  nodejs = pkgs.nodejs_24;
-  openclaw = pkgs.buildNpmPackage {
-    pname = "openclaw";
-    version = openclawVersion;
-    src = ./openclaw; # package.json (+ the package-lock.json npm writes) pinning openclaw
-    inherit nodejs;
-    npmDepsHash = pkgs.lib.fakeHash; # replaced by the hash `nix build` reports on first build
-    dontNpmBuild = true;
+  inherit (pkgs) lib;
+  description = builtins.fromJSON (builtins.readFile ./gateway.json);
+  npmRoot = ./. + "/${description.npmProject}";
+  packageLock = builtins.fromJSON (builtins.readFile (npmRoot + "/package-lock.json"));
+  openclawEntry = packageLock.packages."node_modules/openclaw";
+
+  # Node from nixpkgs, of the description's major version; it must meet OpenClaw's own engines range.
+  nodejs = pkgs."nodejs_${toString description.pins.node.major}";
+  engineFloor = builtins.head (builtins.match ">=([0-9.]+).*" openclawEntry.engines.node);
+  # importNpmLock's hooks are built with nixpkgs' default nodejs: rebuilt with ours, so `npm rebuild` compiles
+  # native modules against the Node that runs them.
+  npmConfigHook = pkgs.importNpmLock.npmConfigHook.override { inherit nodejs; };
+
+  openclaw = pkgs.stdenv.mkDerivation {
+    pname = "openclaw-gateway";
+    version = description.pins.openclaw;
+    src = npmRoot;
+    # Every package from package-lock.json, fetched by its own integrity hash: no npmDepsHash to keep in step.
+    npmDeps = pkgs.importNpmLock { inherit npmRoot; };
+    nativeBuildInputs = [ nodejs nodejs.python npmConfigHook ];
+    dontBuild = true;
+    installPhase = ''
+      runHook preInstall
+      mkdir -p $out/lib $out/bin
+      cp -r node_modules $out/lib/node_modules
+      ln -s $out/lib/node_modules/.bin/openclaw $out/bin/openclaw
+      runHook postInstall
+    '';
   };
+
+  imageConfig = import ./config.nix {
+    inherit description;
+    imageName = "${registry}/${description.name}";
+    imageTag = if imageTag == null then description.tag else imageTag;
+  };
+  rootFiles = import ./root-files.nix { inherit pkgs description imageConfig; };
 in
+assert lib.assertMsg (openclawEntry.version == description.pins.openclaw)
+  "images/${description.npmProject}/package-lock.json locks openclaw ${openclawEntry.version}, images/gateway.json pins ${description.pins.openclaw}";
+assert lib.assertMsg (lib.versionAtLeast nodejs.version engineFloor)
+  "nixpkgs' ${nodejs.name} is older than OpenClaw's floor ${engineFloor}: nix flake update nixpkgs";
 n2c.buildImage {
-  name = "clawhost/openclaw-gateway";
-  tag = openclawVersion;
-  copyToRoot = pkgs.buildEnv {
-    name = "gateway-root";
-    paths = [ nodejs openclaw pkgs.cacert pkgs.tini ];
-    pathsToLink = [ "/bin" "/lib" "/etc" ];
-  };
-  config = {
-    entrypoint = [ "/bin/tini" "--" ];
-    cmd = [ "/bin/openclaw" "gateway" "run" ];
-    user = "10001:10001";
-    env = [
-      "OPENCLAW_CONFIG_PATH=/etc/openclaw/openclaw.json"
-      "OPENCLAW_STATE_DIR=/state"
-      "TMPDIR=/tmp"
-      "SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
-    ];
-    exposedPorts = { "18789/tcp" = { }; };
-  };
+  inherit (imageConfig) name tag config;
+  copyToRoot = [
+    (pkgs.buildEnv {
+      name = "gateway-root";
+      paths = [ nodejs openclaw pkgs.cacert pkgs.tini ];
+      pathsToLink = [ "/bin" "/lib" "/etc" ];
+    })
+    rootFiles.root
+  ];
+  inherit (rootFiles) perms;
 }

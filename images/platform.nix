@@ -1,29 +1,42 @@
-# The Python services (operator, token proxy, control API) in one image; the command picks one:
-#   python -m clawhost_operator | python -m clawhost_proxy | python -m clawhost_control_api
-{ pkgs, n2c, src }:
+# The platform image: operator, token proxy, control API and onboarding service (the command picks one:
+# `python -m clawhost_operator`, ...). What it holds is images/platform.json, the description the local assembly
+# reads too; the Python dependencies are exactly uv.lock's (uv2nix, wheels as uv installs them), so no list of
+# packages here can drift from the lock.
+{ pkgs, n2c, uv2nix, pyproject-nix, pyproject-build-systems, registry, workspaceRoot, imageTag ? null }:
 let
-  python = pkgs.python311;
-  # The runtime dependencies of pyproject.toml, no more (a test keeps the two lists equal).
-  env = python.withPackages (ps: with ps; [
-    fastapi uvicorn aiohttp redis psycopg psycopg-pool stripe
-    pydantic pydantic-settings pyyaml prometheus-client cryptography argon2-cffi pyjwt httpx orjson uvloop
-  ]);
-  app = pkgs.runCommand "clawhost-src" { } ''
+  inherit (pkgs) lib;
+  description = builtins.fromJSON (builtins.readFile ./platform.json);
+  python = pkgs."python${lib.replaceStrings [ "." ] [ "" ] description.pins.python}";
+
+  workspace = uv2nix.lib.workspace.loadWorkspace { inherit workspaceRoot; };
+  pythonSet = (pkgs.callPackage pyproject-nix.build.packages { inherit python; }).overrideScope
+    (lib.composeManyExtensions [
+      pyproject-build-systems.overlays.wheel
+      (workspace.mkPyprojectOverlay { sourcePreference = "wheel"; })
+    ]);
+  # The project's locked runtime dependencies (and the dependency groups the description names), not the project
+  # itself: its packages are copied to /app from `description.sources`, as the local assembly does.
+  project = pythonSet.${builtins.head (builtins.attrNames workspace.deps.default)};
+  dependencies = project.passthru.dependencies
+    // lib.genAttrs description.pins.dependencyGroups (_: [ ]);
+  venv = pythonSet.mkVirtualEnv "clawhost-platform-env" dependencies;
+
+  sources = pkgs.runCommand "clawhost-sources" { } (''
     mkdir -p $out/app
-    for d in crds/clawhost_api operator/clawhost_operator proxy/clawhost_proxy \
-             control_api/clawhost_control_api onboarding/clawhost_onboarding; do
-      cp -r ${src}/$d $out/app/
-    done
-  '';
+  '' + lib.concatStrings (lib.mapAttrsToList (package: folder: ''
+    cp -r ${workspaceRoot + "/${folder}"} $out/app/${package}
+  '') description.sources));
+
+  imageConfig = import ./config.nix {
+    inherit description;
+    imageName = "${registry}/${description.name}";
+    imageTag = if imageTag == null then description.tag else imageTag;
+  };
+  rootFiles = import ./root-files.nix { inherit pkgs description imageConfig; };
 in
 n2c.buildImage {
-  name = "clawhost/platform";
-  tag = "latest";
-  copyToRoot = [ env app pkgs.cacert ];
-  config = {
-    user = "10001:10001";
-    workingDir = "/app";
-    env = [ "PYTHONPATH=/app" "PYTHONUNBUFFERED=1" "SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt" ];
-    entrypoint = [ "${env}/bin/python" "-m" ];
-  };
+  inherit (imageConfig) name tag config;
+  # The virtualenv at / (its pyvenv.cfg beside /bin), so /bin/python3 starts with the locked packages.
+  copyToRoot = [ venv sources pkgs.cacert rootFiles.root ];
+  inherit (rootFiles) perms;
 }

@@ -1,31 +1,23 @@
-# Colmena hive: K3s on NixOS, on Hetzner Cloud. `colmena apply --on @server` and so on.
-{ nixpkgs }:
+# Colmena hive: every node of nixos/settings.nix with the modules nixos-anywhere installed it from (nixos/node.nix).
+# `colmena apply` deploys them all, `colmena apply --on @server` the servers, `--on k3s-2` one node.
+{ nixpkgs, inputs, settings }:
 let
-  k3sNode = { role, serverAddr ? null }: { pkgs, ... }: {
-    imports = [ ./k3s-node.nix ];
-    clawhost.k3s = { inherit role serverAddr; };
+  cluster = import ./lib/cluster.nix { inherit settings; };
+  nodeConfig = node: { ... }: {
+    imports = [ ./node.nix ];
+    _module.args.node = node;
+    deployment = {
+      targetHost = node.publicIPv4;
+      targetUser = "root";
+      tags = [ node.role ];
+      buildOnTarget = false;
+    };
   };
 in
 {
   meta = {
-    nixpkgs = import nixpkgs { system = "x86_64-linux"; };
+    nixpkgs = import nixpkgs { inherit (settings) system; };
+    specialArgs = { inherit inputs settings; };
     description = "clawhost K3s cluster";
   };
-
-  defaults = { ... }: {
-    deployment.targetUser = "root";
-    deployment.buildOnTarget = false;
-  };
-
-  "k3s-1" = { ... }: {
-    imports = [ (k3sNode { role = "server"; }) ];
-    deployment.targetHost = "k3s-1.clawhost.internal";
-    deployment.tags = [ "server" ];
-  };
-
-  "k3s-2" = { ... }: {
-    imports = [ (k3sNode { role = "agent"; serverAddr = "https://k3s-1.clawhost.internal:6443"; }) ];
-    deployment.targetHost = "k3s-2.clawhost.internal";
-    deployment.tags = [ "agent" ];
-  };
-}
+} // builtins.mapAttrs (_: nodeConfig) cluster.nodes
