@@ -1,1 +1,1 @@
-"""clawhost component."""
+"""The onboarding service: a LangChain agent that chats a person from "I want an agent" to a checkout."""

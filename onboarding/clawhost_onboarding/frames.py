@@ -1,0 +1,133 @@
+"""The frames of the internal WebSocket (onboarding/PROTOCOL.md), typed at the edge."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from clawhost_api.tiers import TierName
+from clawhost_onboarding.session import Line
+from clawhost_onboarding.states import State
+from clawhost_onboarding.tiers import Activity
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # a field added by a newer control API is not an error
+
+
+class Hello(_In):
+    type: Literal["hello"]
+    session_id: str | None = Field(default=None, max_length=100)
+    language: str = Field(default="en", max_length=35)
+    client_ip: str = Field(default="unknown", max_length=64)
+    user_id: str | None = Field(default=None, max_length=100)
+
+
+class Message(_In):
+    type: Literal["message"]
+    text: str
+
+
+class Retry(_In):
+    type: Literal["retry"]
+
+
+class Authenticated(_In):
+    type: Literal["authenticated"]
+    user_id: str = Field(min_length=1, max_length=100)
+
+
+class CheckoutCreated(_In):
+    type: Literal["checkout_created"]
+    customer_name: str = Field(min_length=1, max_length=253)
+    url: str = Field(min_length=1, max_length=2000)
+
+
+class AgentCreationFailed(_In):
+    type: Literal["agent_creation_failed"]
+    message: str = Field(max_length=1000)
+    retryable: bool = True
+
+
+class SecretWritten(_In):
+    type: Literal["secret_written"]
+
+
+ProvisioningPhase = Literal["payment_received", "starting", "live", "failed"]
+
+
+class Provisioning(_In):
+    type: Literal["provisioning"]
+    phase: ProvisioningPhase
+    bot_username: str | None = Field(default=None, max_length=64)
+
+
+Incoming = Annotated[
+    Hello | Message | Retry | Authenticated | CheckoutCreated | AgentCreationFailed | SecretWritten | Provisioning,
+    Field(discriminator="type"),
+]
+INCOMING: TypeAdapter[Incoming] = TypeAdapter(Incoming)
+
+ErrorCode = Literal[
+    "bad_request",
+    "rate_limited",
+    "session_expired",
+    "forbidden",
+    "session_message_limit",
+    "session_token_limit",
+    "upstream_unavailable",
+    "internal",
+    "agent_creation_failed",
+]
+
+
+def session_frame(
+    session_id: str,
+    state: State,
+    transcript: list[Line],
+    checkout_url: str | None,
+    bot_username: str | None,
+    user_id: str | None,
+    customer_name: str | None,
+) -> dict[str, Any]:
+    return {
+        "type": "session",
+        "session_id": session_id,
+        "state": state.value,
+        "transcript": [line.model_dump() for line in transcript],
+        "checkout_url": checkout_url,
+        "bot_username": bot_username,
+        "user_id": user_id,
+        "customer_name": customer_name,
+    }
+
+
+def error_frame(code: ErrorCode, message: str, retryable: bool) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, "retryable": retryable}
+
+
+class AgentRequest(BaseModel):
+    """The body of the control API's `POST /agent`, so the agent is created by the one code path."""
+
+    tier: TierName
+    bot_token: str | None  # None once the control API reported the Secret written
+    allowed_user_ids: list[int] = Field(min_length=1, max_length=10)
+    model: str | None = None
+    thinking: str | None = None
+    heartbeat: dict[str, Any] | None = None
+
+
+class OnboardingResult(BaseModel):
+    """What the conversation gathered, as the control API needs it. Every field is written by code from a tool's
+    checked arguments, the Bot API's answers or the tiers file: the model never produces a price or a billing mode."""
+
+    agent: AgentRequest
+    billing_mode: Literal["stripe"] = "stripe"
+    price_cents: int
+    bot_username: str
+    bot_id: int
+    telegram_user_first_name: str
+    use_case: str
+    language: str
+    activity: Activity | None
