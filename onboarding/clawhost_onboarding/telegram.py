@@ -77,7 +77,8 @@ class BotApi:
     async def latest_starter(self, token: str) -> Starter | None:
         """The most recent /start in a private chat, from the updates Telegram still holds (without consuming them,
         so the agent's gateway later sees the same history)."""
-        status, body = await self._call(token, "getUpdates", {"timeout": 0, "allowed_updates": '["message"]'})
+        # No allowed_updates: Telegram remembers it for later calls, which would narrow what the agent's gateway gets.
+        status, body = await self._call(token, "getUpdates", {"timeout": 0})
         if status == 409:
             raise WebhookSetError("the bot has a webhook set; getUpdates is refused")
         if status == 401:

@@ -12,6 +12,14 @@ A test asks for other behaviour in the first message's content, `fake:` then wor
   (`usage.cached_tokens`) or OpenAI's (`usage.prompt_tokens_details.cached_tokens`).
 
 Every usage it reports is kept in `reported` (with the first message's content, to find a test's own).
+
+Scripted conversations (the onboarding agent's tests): `script(trigger, Step(...), Step(...))` answers a request whose
+last user message contains `trigger` with the k-th step, k being the number of assistant messages after that user
+message in the request (0: the first call of the turn, 1: the call after the first tool results, ...). A step says
+text and/or tool calls; streamed, tool calls arrive as `tool_calls` deltas (the id and name first, the arguments in
+pieces) and end with `finish_reason: "tool_calls"`, with usage as with any answer. The answer depends only on the
+request, so a retried or resumed turn gets the same answer. `hold=K` in a step waits for `release(K)` first;
+`outage = 503` (or any status) answers every chat call with that error until set back to None.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import asyncio
 import json
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -41,6 +50,42 @@ def _directives(body: dict[str, Any]) -> dict[str, int]:
     return found
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scripted model answer: text, tool calls, or both (text first, as models do)."""
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    hold: int | None = None
+
+
+@dataclass
+class _Script:
+    trigger: str
+    steps: tuple[Step, ...]
+    calls: int = field(default=0)
+
+
+def _step_for(scripts: list[_Script], messages: list[dict[str, Any]]) -> Step | None:
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if last_user is None:
+        return None
+    content = messages[last_user].get("content")
+    text = content if isinstance(content, str) else json.dumps(content)
+    position = sum(1 for m in messages[last_user + 1 :] if m.get("role") == "assistant")
+    for script in reversed(scripts):  # the newest script wins
+        if script.trigger in text and position < len(script.steps):
+            script.calls += 1
+            return script.steps[position]
+    return None
+
+
 def first_content(body: dict[str, Any]) -> str:
     messages = body.get("messages") or [{}]
     return str(messages[0].get("content")) if isinstance(messages[0], dict) else ""
@@ -55,6 +100,12 @@ class FakeKimi:
         self._runner: web.AppRunner | None = None
         self.closed_streams = 0
         self._gates: dict[int, asyncio.Event] = {}  # hold=K waits for release(K); only touched on the server's loop
+        self.scripts: list[_Script] = []
+        self.outage: int | None = None  # every chat call answers this HTTP status while set
+
+    def script(self, trigger: str, *steps: Step) -> None:
+        """Answer requests whose last user message contains `trigger` with `steps` (see the module's docstring)."""
+        self.scripts.append(_Script(trigger, steps))
 
     def _gate(self, key: int) -> asyncio.Event:
         return self._gates.setdefault(key, asyncio.Event())
@@ -88,6 +139,14 @@ class FakeKimi:
             )
         body = await request.json()
         self.requests.append(body)
+        if self.outage is not None:
+            return web.json_response(
+                {"error": {"message": "the engine is overloaded", "type": "engine_overloaded_error"}},
+                status=self.outage,
+            )
+        step = _step_for(self.scripts, body.get("messages") or [])
+        if step is not None:
+            return await self._scripted(request, body, step)
         how = _directives(body)
         model = body.get("model")
         if "hold" in how:
@@ -162,6 +221,77 @@ class FakeKimi:
         except (ConnectionResetError, asyncio.CancelledError):
             self.closed_streams += 1
             raise
+        return response
+
+    async def _scripted(self, request: web.Request, body: dict[str, Any], step: Step) -> web.StreamResponse:
+        if step.hold is not None:
+            await self._gate(step.hold).wait()
+        model = body.get("model")
+        calls: list[dict[str, Any]] = [
+            {
+                "id": f"call_{index}_{abs(hash((call.name, json.dumps(call.arguments)))) % 10**8}",
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+            }
+            for index, call in enumerate(step.tool_calls)
+        ]
+        finish = "tool_calls" if calls else "stop"
+        words = step.text.split(" ")
+        completion = len(words) + sum(len(c["function"]["arguments"]) // 4 + 1 for c in calls)
+        usage = self._usage(body, completion, {})
+        if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": step.text or None}
+            if calls:
+                message["tool_calls"] = calls
+            return web.json_response(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": usage,
+                }
+            )
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        deltas += [{"content": word if i == 0 else f" {word}"} for i, word in enumerate(words) if step.text]
+        for index, call in enumerate(calls):
+            head = {"index": index, "id": call["id"], "type": "function"}
+            deltas.append({"tool_calls": [{**head, "function": {"name": call["function"]["name"], "arguments": ""}}]})
+            arguments = call["function"]["arguments"]
+            for start in range(0, len(arguments), 7):
+                deltas.append(
+                    {"tool_calls": [{"index": index, "function": {"arguments": arguments[start : start + 7]}}]}
+                )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+            if finish_reason is not None:
+                choice["usage"] = usage  # Moonshot's place
+            payload = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [choice],
+            }
+            return f"data: {json.dumps(payload)}\n\n".encode()
+
+        for delta in deltas:
+            await response.write(chunk(delta))
+        await response.write(chunk({}, finish))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            final: dict[str, Any] = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [],
+                "usage": usage,
+            }
+            await response.write(f"data: {json.dumps(final)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
         return response
 
     async def _models(self, _: web.Request) -> web.Response:
