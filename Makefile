@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 UV ?= uv
 export UV_LINK_MODE := copy
 export DEBIAN_FRONTEND := noninteractive
-APT_PACKAGES := redis-server postgresql nix-bin
+APT_PACKAGES := redis-server postgresql nix-bin containerd runc containernetworking-plugins iptables nftables ipset conntrack
 BENCH_APT_PACKAGES := wrk
 PYTEST_ARGS ?=
 
@@ -32,7 +32,7 @@ apt:
 	  echo "==> installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	  for s in redis-server postgresql; do $$SUDO systemctl disable --now $$s >/dev/null 2>&1 || true; done; \
+	  for s in redis-server postgresql containerd; do $$SUDO systemctl disable --now $$s >/dev/null 2>&1 || true; done; \
 	else echo "==> Debian packages present: $(APT_PACKAGES)"; fi
 
 python:
@@ -41,7 +41,7 @@ python:
 	@echo "==> syncing the locked Python environment (.venv)"
 	$(UV) sync --frozen --quiet
 
-binaries: python ## build etcd, Kubernetes, kwok and kstatus once (cached in ~/.cache/clawhost)
+binaries: python ## build etcd, Kubernetes, kwok, kstatus and the real node (kubelet, kube-proxy, CoreDNS, kube-router, pause) once (cached in ~/.cache/clawhost)
 	@echo "==> ensuring the control-plane binaries (first run builds them from Go modules, ~20-40 min on 2 cores)"
 	$(UV) run --frozen python -m clawhost_localcluster build
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import httpx
 
-from clawhost_localcluster.build import BuildError, ensure_binaries, ensure_kstatus
+from clawhost_localcluster.build import BuildError, ensure_binaries, ensure_kstatus, ensure_node_binaries
 from clawhost_localcluster.environment import Environment, local_environment
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
+from clawhost_localcluster.pause_image import pause_image
 from clawhost_localcluster.pki import write_jwt_keys
 from clawhost_localcluster.processes import ManagedProcess, StartupError, free_port, wait_until
 from clawhost_localcluster.stripe_mock import start_stripe_mock
@@ -290,7 +291,7 @@ def _down() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clawhost_localcluster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build", help="build and cache the Kubernetes, etcd, kwok and kstatus binaries")
+    sub.add_parser("build", help="build and cache the Kubernetes, etcd, kwok, kstatus and real-node binaries")
     up = sub.add_parser("up", help="start the local platform in the background and print how to reach it")
     up.add_argument("--timeout", type=float, default=300)
     sub.add_parser("down", help="stop the local platform and delete its data")
@@ -302,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
             for field, value in vars(ensure_binaries()).items():
                 print(f"{field}: {value}")
             print(f"kstatus: {ensure_kstatus()}")  # for the tests: Flux's reading of a Customer
+            for field, value in vars(ensure_node_binaries()).items():  # the real node's
+                print(f"{field}: {value}")
+            print(f"pause image: {pause_image().path}")
             return 0
         if args.command == "up":
             return _up(args.timeout)

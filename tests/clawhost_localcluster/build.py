@@ -24,8 +24,11 @@ from pathlib import Path
 
 from clawhost_localcluster.versions import (
     CLI_UTILS_VERSION,
+    COREDNS_VERSION,
     ETCD_VERSION,
+    KUBE_ROUTER_VERSION,
     KUBERNETES_COMMANDS,
+    KUBERNETES_NODE_COMMANDS,
     KUBERNETES_VERSION,
     KWOK_VERSION,
     NCA_VERSION,
@@ -49,6 +52,16 @@ class Binaries:
     kube_scheduler: Path
     kubectl: Path
     kwok: Path
+
+
+@dataclass(frozen=True)
+class NodeBinaries:
+    """Paths of the binaries a real node runs beside containerd and runc (which come from Debian)."""
+
+    kubelet: Path
+    kube_proxy: Path
+    coredns: Path
+    kube_router: Path
 
 
 def _log(message: str) -> None:
@@ -147,18 +160,27 @@ class _EtcdRecipe(_Recipe):
         )
 
 
-class _KwokRecipe(_Recipe):
+@dataclass(frozen=True)
+class _GoInstallRecipe(_Recipe):
+    """`go install package@version` of a module without replace lines."""
+
+    name: str
+    package: str
+
     def __call__(self, scratch: Path, env: dict[str, str]) -> None:
         env = dict(env, GOBIN=str(scratch / "bin"))
         _run(
-            "kwok: go install",
-            ["go", "install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"],
+            f"{self.name}: go install",
+            ["go", "install", "-trimpath", "-ldflags", "-s -w", self.package],
             scratch,
             env,
         )
 
 
+@dataclass(frozen=True)
 class _KubernetesRecipe(_Recipe):
+    commands: Sequence[str]
+
     def __call__(self, scratch: Path, env: dict[str, str]) -> None:
         src = scratch / "src"
         src.mkdir()
@@ -179,7 +201,7 @@ class _KubernetesRecipe(_Recipe):
         _log(f"kubernetes: pinning {len(staging)} staging modules to {staging_version}")
         edits = [f"-replace={module}={module}@{staging_version}" for module in staging]
         _run("kubernetes: pin staging modules", ["go", "mod", "edit", *edits], src, env)
-        packages = [f"k8s.io/kubernetes/cmd/{name}" for name in KUBERNETES_COMMANDS]
+        packages = [f"k8s.io/kubernetes/cmd/{name}" for name in self.commands]
         _run("kubernetes: resolve dependencies", ["go", "get", *(f"{p}@{version}" for p in packages)], src, env)
         minor = version.split(".")[1]
         stamp = " ".join(
@@ -193,7 +215,7 @@ class _KubernetesRecipe(_Recipe):
             )
         )
         _run(
-            f"kubernetes: compile {', '.join(KUBERNETES_COMMANDS)} (the long step: ~2 GiB per link)",
+            f"kubernetes: compile {', '.join(self.commands)} (the long step: ~2 GiB per link)",
             ["go", "build", "-trimpath", "-ldflags", f"-s -w {stamp}", "-o", str(scratch / "bin") + "/", *packages],
             src,
             env,
@@ -254,6 +276,35 @@ class _NcaRecipe(_Recipe):
         wrapper.chmod(0o755)
 
 
+PAUSE_SOURCE = Path(__file__).resolve().parents[2] / "images" / "pause"
+
+
+class _PauseRecipe(_Recipe):
+    """Our pause program (images/pause): static, no dependencies beyond the Go standard library."""
+
+    def __call__(self, scratch: Path, env: dict[str, str]) -> None:
+        src = scratch / "src"
+        shutil.copytree(PAUSE_SOURCE, src)
+        _run(
+            "pause: compile",
+            ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(scratch / "bin" / "pause"), "."],
+            src,
+            env,
+        )
+
+
+def ensure_pause(root: Path | None = None) -> Path:
+    """The pause binary, built once per version of its source (a few seconds)."""
+    if shutil.which("go") is None:
+        raise BuildError("the Go toolchain is not on PATH; install Go 1.25 or newer")
+    source = hashlib.sha256()
+    for path in sorted(PAUSE_SOURCE.iterdir()):
+        source.update(path.name.encode() + b"\0" + path.read_bytes())
+    target = (root or cache_root()) / f"pause-{source.hexdigest()[:12]}"
+    _build_into(target, ["pause"], _PauseRecipe())
+    return target / "bin" / "pause"
+
+
 def ensure_nca(root: Path | None = None) -> Path:
     """The `nca` command (network-config-analyzer), installed once per version into the cache."""
     target = (root or cache_root()) / f"nca-{NCA_VERSION}"
@@ -270,8 +321,8 @@ def ensure_binaries(root: Path | None = None) -> Binaries:
     kwok_dir = base / f"kwok-{KWOK_VERSION}"
     k8s_dir = base / f"k8s-{KUBERNETES_VERSION}"
     _build_into(etcd_dir, ["etcd"], _EtcdRecipe())
-    _build_into(kwok_dir, ["kwok"], _KwokRecipe())
-    _build_into(k8s_dir, list(KUBERNETES_COMMANDS), _KubernetesRecipe())
+    _build_into(kwok_dir, ["kwok"], _GoInstallRecipe("kwok", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"))
+    _build_into(k8s_dir, list(KUBERNETES_COMMANDS), _KubernetesRecipe(KUBERNETES_COMMANDS))
     return Binaries(
         etcd=etcd_dir / "bin" / "etcd",
         kube_apiserver=k8s_dir / "bin" / "kube-apiserver",
@@ -279,6 +330,31 @@ def ensure_binaries(root: Path | None = None) -> Binaries:
         kube_scheduler=k8s_dir / "bin" / "kube-scheduler",
         kubectl=k8s_dir / "bin" / "kubectl",
         kwok=kwok_dir / "bin" / "kwok",
+    )
+
+
+def ensure_node_binaries(root: Path | None = None) -> NodeBinaries:
+    """The real node's kubelet, kube-proxy, CoreDNS and kube-router, built once per version (prints progress)."""
+    if shutil.which("go") is None:
+        raise BuildError("the Go toolchain is not on PATH; install Go 1.25 or newer")
+    base = root or cache_root()
+    node_dir = base / f"k8s-node-{KUBERNETES_VERSION}"
+    coredns_dir = base / f"coredns-{COREDNS_VERSION}"
+    router_dir = base / f"kube-router-{KUBE_ROUTER_VERSION}"
+    _build_into(node_dir, list(KUBERNETES_NODE_COMMANDS), _KubernetesRecipe(KUBERNETES_NODE_COMMANDS))
+    _build_into(coredns_dir, ["coredns"], _GoInstallRecipe("coredns", f"github.com/coredns/coredns@{COREDNS_VERSION}"))
+    _build_into(
+        router_dir,
+        ["kube-router"],
+        _GoInstallRecipe(
+            "kube-router", f"github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@{KUBE_ROUTER_VERSION}"
+        ),
+    )
+    return NodeBinaries(
+        kubelet=node_dir / "bin" / "kubelet",
+        kube_proxy=node_dir / "bin" / "kube-proxy",
+        coredns=coredns_dir / "bin" / "coredns",
+        kube_router=router_dir / "bin" / "kube-router",
     )
 
 

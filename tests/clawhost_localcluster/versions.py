@@ -14,6 +14,13 @@ CLI_UTILS_VERSION = "v0.37.2"
 NCA_VERSION = "2.1.0"
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+# The real node's Kubernetes binaries: built by the same wrapper module into a cache entry of their own, so the
+# control plane's entry above stays valid and a kwok-only run never waits for them.
+KUBERNETES_NODE_COMMANDS = ("kubelet", "kube-proxy")
+# In-cluster DNS for the real node's pods (its `kubernetes` plugin serves cluster.local).
+COREDNS_VERSION = "v1.15.0"
+# The real node's NetworkPolicy enforcer, run policy-only (ipset + iptables; this kernel has no IPVS or nft queue).
+KUBE_ROUTER_VERSION = "v2.1.0"
 
 
 def cache_root() -> Path:

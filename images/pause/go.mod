@@ -1,0 +1,3 @@
+module clawhost.local/pause
+
+go 1.25
