@@ -10,6 +10,8 @@
 
   # The public site, the dashboard, the API and the Stripe webhook (https://<domain>/webhooks/stripe).
   domain = "clawhost.example.com";
+  # Stripe's recurring price of each tier (Stripe dashboard, Product catalogue: price_...).
+  stripePriceIds = { starter = "price_starter_example"; pro = "price_pro_example"; team = "price_team_example"; };
   # Let's Encrypt account for the site's certificate (Traefik's ACME resolver, TLS-ALPN challenge on 443).
   acmeEmail = "ops@example.com";
 

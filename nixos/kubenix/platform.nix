@@ -1,15 +1,26 @@
-# Platform manifests for kubenix: the CRD and each component's own deploy/ files, imported as-is
-# so the YAML the tests apply is the YAML that ships.
-{ kubenix, root, lib, ... }:
+# kubenix module: the platform's manifests (manifests.nix lists the files, the same ones make test applies),
+# with the settings applied by render.nix. Multi-document YAML is split here (kubenix's own `kubernetes.imports`
+# reads one document per file); each object keeps its YAML as written, kubenix only adds its labels.
+{ kubenix, root, settings, imageTag, lib, pkgs, ... }:
 let
-  manifestDirs = [ "deploy" "operator/deploy" "proxy/deploy" "control_api/deploy" ];
-  yamlIn = dir:
-    let path = root + "/${dir}";
-    in lib.optionals (builtins.pathExists path)
-      (map (name: path + "/${name}")
-        (builtins.filter (lib.hasSuffix ".yaml") (builtins.attrNames (builtins.readDir path))));
+  files = import ./manifests.nix { inherit root; };
+  documents = file: builtins.fromJSON (builtins.readFile (pkgs.runCommand "manifest.json" { } ''
+    ${pkgs.yq}/bin/yq --slurp --compact-output 'map(select(. != null))' ${root + "/${file}"} > $out
+  ''));
+  objects = import ./render.nix {
+    inherit settings imageTag;
+    objects = lib.concatMap documents files;
+  };
+  # Where kubenix keeps an object: group (core for the v1 API), version, kind, name.
+  place = object:
+    let
+      parts = lib.splitString "/" object.apiVersion;
+      group = if lib.length parts == 1 then "core" else lib.head parts;
+    in
+    { resources.${group}.${lib.last parts}.${object.kind}.${object.metadata.name} = object; };
 in
 {
   imports = [ kubenix.modules.k8s ];
-  kubernetes.imports = [ (root + "/crds/customer.crd.yaml") ] ++ lib.concatMap yamlIn manifestDirs;
+  kubernetes.version = lib.replaceStrings [ "_" ] [ "." ] (lib.removePrefix "k3s_" settings.k3sPackage);
+  kubernetes.api = lib.mkMerge (map place objects);
 }

@@ -29,10 +29,12 @@ from clawhost_localcluster.platform import CustomerFactory, OperatorProcess
 pytestmark = pytest.mark.cluster
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED_DEPLOYMENTS = (
+SHIPPED_WORKLOADS = (
     REPO / "operator" / "deploy" / "30-deployment.yaml",
     REPO / "control_api" / "deploy" / "20-deployment.yaml",
     REPO / "proxy" / "deploy" / "deployment.yaml",
+    REPO / "deploy" / "30-redis.yaml",
+    REPO / "deploy" / "31-postgresql.yaml",
 )
 NAME = "app.kubernetes.io/name"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -64,6 +66,7 @@ PLATFORM_INGRESS = {
     ("clawhost-control-api", "redis", TCP % 6379),
     ("token-proxy", "postgresql", TCP % 5432),
     ("clawhost-control-api", "postgresql", TCP % 5432),
+    ("postgresql-backup", "postgresql", TCP % 5432),
     ("monitoring", "token-proxy", TCP % 9090),
     ("monitoring", "clawhost-control-api", TCP % 9090),
     ("monitoring", "clawhost-operator", TCP % 9090),
@@ -98,13 +101,22 @@ def _pod(name: str, namespace: str, labels: dict[str, str], ports: list[int]) ->
     }
 
 
+def _pod_templates(document: dict[str, Any]) -> list[dict[str, Any]]:
+    kind, spec = document["kind"], document.get("spec", {})
+    if kind in ("Deployment", "StatefulSet"):
+        return [spec["template"]]
+    if kind == "CronJob":
+        return [spec["jobTemplate"]["spec"]["template"]]
+    return []
+
+
 def _shipped_platform_pods(suffix: str) -> list[dict[str, Any]]:
-    """One pod per shipped Deployment, with its template's labels and container ports."""
+    """One pod per shipped workload (Deployments, the stores' StatefulSets, the backup CronJob), with its template's
+    labels and container ports."""
     pods = []
-    for path in SHIPPED_DEPLOYMENTS:
+    for path in SHIPPED_WORKLOADS:
         for document in yaml.safe_load_all(path.read_text()):
-            if document and document["kind"] == "Deployment":
-                template = document["spec"]["template"]
+            for template in _pod_templates(document or {"kind": None}):
                 ports = [p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])]
                 name = f"{document['metadata']['name']}-{suffix}"
                 pods.append(_pod(name, "platform", template["metadata"]["labels"], ports))
@@ -113,8 +125,8 @@ def _shipped_platform_pods(suffix: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def landscape(platform_installed: Cluster) -> Iterator[str]:
-    """Pods around the platform: its own (from the shipped Deployments), stand-ins for what the repository does not
-    ship (Redis, PostgreSQL, cluster DNS, the ingress controller, a Prometheus) and an unrelated workload."""
+    """Pods around the platform: its own (from the shipped workloads, the stores included), stand-ins for what the
+    repository does not ship (cluster DNS, the ingress controller, a Prometheus) and an unrelated workload."""
     cluster = platform_installed
     suffix = uuid.uuid4().hex[:6]
     monitoring, elsewhere = "monitoring", f"elsewhere-{suffix}"
@@ -122,8 +134,6 @@ def landscape(platform_installed: Cluster) -> Iterator[str]:
         cluster.kubectl("create", "namespace", namespace, check=False)  # monitoring may be left from another run
     pods = [
         *_shipped_platform_pods(suffix),
-        _pod(f"redis-{suffix}", "platform", {NAME: "redis"}, [6379]),
-        _pod(f"postgresql-{suffix}", "platform", {NAME: "postgresql"}, [5432]),
         _pod(f"unlabelled-{suffix}", "platform", {"app": "something-else"}, [8080, 9090]),
         _pod(f"coredns-{suffix}", "kube-system", {"k8s-app": "kube-dns"}, [53]),
         _pod(f"traefik-{suffix}", "kube-system", {NAME: "traefik"}, [8000, 8443]),
