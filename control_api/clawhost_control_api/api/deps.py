@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from clawhost_control_api.api.state import AppState
-from clawhost_control_api.core.security import InvalidTokenError, TokenClaims
+from clawhost_control_api.core.security import InvalidTokenError
 from clawhost_control_api.db import accounts
 from clawhost_control_api.kube.client import KubeClient
 
@@ -29,17 +28,9 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-@dataclass(frozen=True)
-class SignedIn:
-    """The user of a request and what their access token says (when it expires, which session it belongs to)."""
-
-    user: accounts.User
-    claims: TokenClaims
-
-
-async def signed_in(
+async def current_user(
     state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> SignedIn:
+) -> accounts.User:
     if credentials is None:
         raise _unauthorized("missing bearer token")
     try:
@@ -51,11 +42,7 @@ async def signed_in(
     user = await accounts.session_user(state.pool, session_id, user_id)
     if user is None:
         raise _unauthorized("session revoked")
-    return SignedIn(user, claims)
-
-
-async def current_user(session: Annotated[SignedIn, Depends(signed_in)]) -> accounts.User:
-    return session.user
+    return user
 
 
 def get_kube(state: State) -> KubeClient:
@@ -67,4 +54,3 @@ def get_kube(state: State) -> KubeClient:
 Kube = Annotated[KubeClient, Depends(get_kube)]
 
 CurrentUser = Annotated[accounts.User, Depends(current_user)]
-CurrentSession = Annotated[SignedIn, Depends(signed_in)]

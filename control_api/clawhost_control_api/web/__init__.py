@@ -1,2 +1,0 @@
-"""The site: server-rendered pages (Jinja2), their static files, browser sessions (cookies, CSRF) and security
-headers."""
