@@ -8,9 +8,12 @@ export UV_LINK_MODE := copy
 export DEBIAN_FRONTEND := noninteractive
 APT_PACKAGES := redis-server postgresql nix-bin containerd runc containernetworking-plugins iptables nftables ipset conntrack tini python3.11 ca-certificates
 BENCH_APT_PACKAGES := wrk
+# Browser tests: Debian's Chromium (Playwright's own browser download does not work here) and a CJK font for chats
+# in Chinese or Japanese; axe-core comes from npm (Debian's npm when no npm is on PATH).
+BROWSER_APT_PACKAGES := chromium fonts-wqy-zenhei
 PYTEST_ARGS ?=
 
-.PHONY: up down status test deps apt python binaries images lint typecheck pytest unit crds bench-operator bench-proxy bench-control-api bench-apt
+.PHONY: up down status test deps apt python binaries browser images lint typecheck pytest unit crds bench-operator bench-proxy bench-control-api bench-apt
 
 up: deps images ## start the local platform (cluster, Redis, PostgreSQL, CRDs) and print how to reach it
 	@echo "==> starting the local platform"
@@ -22,7 +25,7 @@ down: ## stop the local platform and delete its data
 status:
 	$(UV) run --frozen python -m clawhost_localcluster status
 
-test: deps images lint typecheck pytest ## install everything, then lint, type-check and run the whole suite
+test: deps browser images lint typecheck pytest ## install everything, then lint, type-check and run the whole suite
 
 deps: apt python binaries
 
@@ -44,6 +47,10 @@ python:
 binaries: python ## build etcd, Kubernetes, kwok, kstatus and the real node (kubelet, kube-proxy, CoreDNS, kube-router, pause) once (cached in ~/.cache/clawhost)
 	@echo "==> ensuring the control-plane binaries (first run builds them from Go modules, ~20-40 min on 2 cores)"
 	$(UV) run --frozen python -m clawhost_localcluster build
+
+browser: python ## Chromium and axe-core (pinned, from npm, cached in ~/.cache/clawhost) for the browser tests
+	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(BROWSER_APT_PACKAGES) $$(command -v npm >/dev/null || echo npm)"
+	$(UV) run --frozen python -m clawhost_localcluster browser
 
 images: apt python ## assemble the gateway and platform images as OCI tars (cached in ~/.cache/clawhost/images; cold ~2-4 min)
 	@echo "==> ensuring the gateway and platform images (first run installs OpenClaw from npm)"

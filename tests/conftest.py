@@ -5,9 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from clawhost_api.customer import PLATFORM_NAMESPACE
+from clawhost_localcluster.browser import launch_args
+from clawhost_localcluster.control_api_launch import start_control_api
 from clawhost_localcluster.environment import (
     Cluster,
     running_cluster,
@@ -15,6 +19,7 @@ from clawhost_localcluster.environment import (
     running_redis,
     scratch_dir,
 )
+from clawhost_localcluster.pki import write_jwt_keys
 from clawhost_localcluster.platform import (
     CustomerFactory,
     OperatorProcess,
@@ -22,7 +27,9 @@ from clawhost_localcluster.platform import (
     service_account_kubeconfig,
 )
 from clawhost_localcluster.relay import TcpRelay, relay_to_api_server
-from clawhost_localcluster.services import PostgresServer, RedisServer
+from clawhost_localcluster.services import PostgresServer, RedisServer, fresh_database
+from clawhost_localcluster.site_server import SITE_TEST_LIMITS, SiteServer, StartSite, apply_control_api_rbac
+from clawhost_localcluster.stripe_mock import StripeMock, running_stripe_mock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,3 +108,75 @@ def customers(platform_installed: Cluster) -> Iterator[CustomerFactory]:
     yield factory
     for name in factory.created:
         platform_installed.kubectl("delete", "customer", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@pytest.fixture(scope="session")
+def stripe_mock(session_dir: Path) -> Iterator[StripeMock]:
+    """Stripe's own API double (stateless), one for the run."""
+    workdir = session_dir / "stripe-mock"
+    workdir.mkdir(exist_ok=True)
+    with running_stripe_mock(workdir) as mock:
+        yield mock
+
+
+# Browser tests: Debian's Chromium through pytest-playwright, against the platform as `make up` runs it.
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_type_launch_args, **launch_args()}
+
+
+@pytest.fixture(scope="session")
+def start_site(
+    platform_installed: Cluster,
+    operator: OperatorProcess,
+    postgres_dsn: str,
+    redis_url: str,
+    stripe_mock: StripeMock,
+    session_dir: Path,
+) -> Iterator[StartSite]:
+    """Start a control API (the site) as `make up` does, next to the session's real operator, API server, Redis,
+    PostgreSQL and stripe-mock, with extra CLAWHOST_API_* settings; each call gets its own database unless given
+    one. All are stopped at the end of the run."""
+    cluster = platform_installed
+    workdir = session_dir / "site"
+    workdir.mkdir(exist_ok=True)
+    apply_control_api_rbac(cluster)
+    kubeconfig = cluster.service_account_kubeconfig(
+        PLATFORM_NAMESPACE, "clawhost-control-api", workdir / "control-api.kubeconfig"
+    )
+    keys = write_jwt_keys(workdir)
+    started: list[SiteServer] = []
+
+    def start(database_url: str | None = None, **settings: str) -> SiteServer:
+        database = database_url or fresh_database(postgres_dsn)
+        extra = {**SITE_TEST_LIMITS, **{f"CLAWHOST_API_{k.upper()}": v for k, v in settings.items()}}
+        api = start_control_api(
+            workdir=workdir,
+            database_url=database,
+            redis_url=redis_url,
+            jwt_keys=keys,
+            kubeconfig=kubeconfig,
+            stripe_url=stripe_mock.url,
+            extra_env={**extra, "CLAWHOST_API_RATE_LIMIT_KEY_PREFIX": f"site:{uuid.uuid4().hex[:12]}"},
+            log_name=f"control-api-{len(started)}.log",
+        )
+        server = SiteServer(api=api, database_url=database, cluster=cluster)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.api.process.stop()
+
+
+@pytest.fixture(scope="session")
+def site(start_site: StartSite) -> SiteServer:
+    """The site as `make up` runs it; `site.url` is what a person opens."""
+    return start_site()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(pytestconfig: pytest.Config) -> Path:
+    """Where browser tests save screenshots: under pytest-playwright's --output folder (test-results/, git-ignored,
+    emptied at the start of each run)."""
+    return Path(str(pytestconfig.getoption("--output"))).absolute() / "screenshots"

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from clawhost_control_api.api.body_limit import BodyLimit
 from clawhost_control_api.api.rate_limits import RateLimiter
-from clawhost_control_api.api.routes import agent, auth, billing, usage, webhooks
+from clawhost_control_api.api.routes import agent, agent_delete, agent_events, auth, billing, usage, webhooks
 from clawhost_control_api.api.routes.webhooks import STRIPE_WEBHOOK_PATH
 from clawhost_control_api.api.state import AppState
 from clawhost_control_api.core.config import Settings, get_settings
@@ -26,6 +26,12 @@ from clawhost_control_api.db.migrations import migrate
 from clawhost_control_api.kube.cache import CustomerCache
 from clawhost_control_api.kube.client import KubeClient
 from clawhost_control_api.metrics import Metrics, MetricsServer, RequestMetrics
+from clawhost_control_api.web import pages
+from clawhost_control_api.web.api_docs import docs_router
+from clawhost_control_api.web.browser_session import serves_https
+from clawhost_control_api.web.security_headers import SecurityHeaders
+from clawhost_control_api.web.static_files import VersionedStaticFiles
+from clawhost_control_api.web.templating import STATIC, STATIC_PREFIX
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -80,15 +86,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool.close()
 
     metrics = Metrics()
-    app = FastAPI(title="clawhost control API", version="0.1.0", lifespan=lifespan)
-    # The last added runs first: every request is counted, the ones refused for their size included.
+    title = "clawhost control API"
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # The last added runs first: every request is counted, the ones refused for their size included, and every
+    # answer carries the security headers.
     app.add_middleware(
         BodyLimit, default=config.max_body_bytes, per_path={STRIPE_WEBHOOK_PATH: config.webhook_max_body_bytes}
     )
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(SecurityHeaders, https=serves_https(config))
+    app.include_router(docs_router(app.openapi_url or "/openapi.json", title))
+    app.include_router(pages.router)
+    app.include_router(pages.token_router)
+    app.mount(STATIC_PREFIX, VersionedStaticFiles(directory=STATIC), name="static")
     app.include_router(auth.router)
     app.include_router(webhooks.router)
     app.include_router(agent.router)
+    app.include_router(agent_events.router)
+    app.include_router(agent_delete.router)
     app.include_router(usage.router)
     app.include_router(billing.router)
 

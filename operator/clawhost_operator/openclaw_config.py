@@ -17,25 +17,34 @@ CONTEXT_WINDOW = 262144
 MAX_COMPLETION_TOKENS = 8192
 
 
-def render_openclaw_config(entitled: Entitlement, proxy_base_url: str) -> dict[str, Any]:
+def render_openclaw_config(
+    entitled: Entitlement, proxy_base_url: str, telegram_api_root: str | None = None
+) -> dict[str, Any]:
     """Everything from what the customer is entitled to (see `clawhost_api.entitlement`), never the raw spec: ids,
-    model and thinking beyond the effective tier do not run."""
+    model and thinking beyond the effective tier do not run. `telegram_api_root` replaces https://api.telegram.org
+    (a local Bot API stand-in; unset in production)."""
     model, thinking = entitled.model, entitled.thinking
+    telegram: dict[str, Any] = {
+        "enabled": True,
+        "botToken": "${TELEGRAM_BOT_TOKEN}",
+        "dmPolicy": "allowlist",
+        "allowFrom": sorted(entitled.active_telegram_ids),
+    }
+    if telegram_api_root:
+        telegram["apiRoot"] = telegram_api_root
     return {
+        # Bound to the pod's address, not loopback, so the kubelet's httpGet probes reach /healthz and /readyz (an
+        # exec probe starts a Node process each time). Nothing else can: the pod's NetworkPolicy admits no ingress,
+        # and every other route needs the gateway token. The origins are what the gateway would seed itself for a
+        # non-loopback bind; written here so it does not try at each start.
         "gateway": {
             "mode": "local",
-            "bind": "loopback",
+            "bind": "lan",
             "port": GATEWAY_PORT,
             "auth": {"mode": "token", "token": "${OPENCLAW_GATEWAY_TOKEN}"},
+            "controlUi": {"allowedOrigins": [f"http://localhost:{GATEWAY_PORT}", f"http://127.0.0.1:{GATEWAY_PORT}"]},
         },
-        "channels": {
-            "telegram": {
-                "enabled": True,
-                "botToken": "${TELEGRAM_BOT_TOKEN}",
-                "dmPolicy": "allowlist",
-                "allowFrom": sorted(entitled.active_telegram_ids),
-            }
-        },
+        "channels": {"telegram": telegram},
         "models": {
             "catalogRefresh": {"enabled": False},
             "providers": {

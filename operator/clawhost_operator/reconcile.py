@@ -117,6 +117,8 @@ class Reconciler:
         self.settings = settings
         self.writer = writer
         self.tokens = TokenMemory()
+        extra_ca_file = settings.gateway_extra_ca_file
+        self.extra_ca = extra_ca_file.read_text() if extra_ca_file is not None else None
         # What we last wrote, keyed by the resourceVersion our view had then. The watch that feeds the
         # view lags behind our own writes; while it still shows that same version, the same write is
         # skipped instead of repeated. A newer version (anyone's write) is compared afresh.
@@ -331,10 +333,12 @@ class Reconciler:
         tier = entitled.tier
         tokens = self._tokens(view)
         before = _decoded(view.secret).get(KEY_PROXY_TOKEN)
-        config_json = serialize_config(render_openclaw_config(entitled, self.settings.proxy_base_url))
-        data = secret_data(bot_token, tokens.proxy_token, tokens.gateway_token, config_json)
+        config = render_openclaw_config(entitled, self.settings.proxy_base_url, self.settings.telegram_api_root)
+        data = secret_data(bot_token, tokens.proxy_token, tokens.gateway_token, serialize_config(config), self.extra_ca)
         inputs_hash = config_hash(data)
-        deployment = render_deployment(name, tier, self.settings.gateway_image, decision.replicas, inputs_hash)
+        deployment = render_deployment(
+            name, tier, self.settings.gateway_image, decision.replicas, inputs_hash, self.extra_ca is not None
+        )
         wanted = [
             (render_namespace(name, customer["metadata"]["uid"]), view.namespace),
             (render_secret(name, data, tokens.rotation), view.secret),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,10 @@ class OperatorSettings(BaseSettings):
     gateway_image: str = f"clawhost/openclaw-gateway:{OPENCLAW_VERSION}"
     proxy_base_url: str = "http://token-proxy.platform.svc.cluster.local:8080/v1"
     proxy_namespace: str = PLATFORM_NAMESPACE
+    # Test platforms only (unset in production): a Bot API root instead of https://api.telegram.org, and a PEM file
+    # of a CA the gateways trust besides the public ones (the stand-in's TLS certificate is signed by it).
+    telegram_api_root: str | None = None
+    gateway_extra_ca_file: Path | None = None
     bot_token_namespace: str = BOT_TOKEN_NAMESPACE
     resync_seconds: float = 120.0
     # Reconcile threads. More do not make a saturated API server faster; they can slow the controllers that

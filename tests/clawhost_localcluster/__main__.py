@@ -13,7 +13,9 @@ from pathlib import Path
 
 import httpx
 
+from clawhost_localcluster.browser import BrowserSetupError, axe_core, launch_args
 from clawhost_localcluster.build import BuildError, ensure_binaries, ensure_kstatus, ensure_node_binaries
+from clawhost_localcluster.control_api_launch import LOCAL_WEBHOOK_SECRET, start_control_api
 from clawhost_localcluster.environment import Environment, local_environment
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
 from clawhost_localcluster.pause_image import pause_image
@@ -26,7 +28,6 @@ RUN_DIR = Path(os.environ.get("CLAWHOST_RUN_DIR", str(REPO / ".run")))
 STATE_FILE = RUN_DIR / "state.json"
 PID_FILE = RUN_DIR / "supervisor.pid"
 LOG_FILE = RUN_DIR / "supervisor.log"
-LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"  # signs locally replayed Stripe events; not a real secret
 
 
 def _alive(pid: int) -> bool:
@@ -80,33 +81,17 @@ def _wait_http(name: str, url: str, process: ManagedProcess, timeout: float = 60
     wait_until(name, answers, timeout, process)
 
 
-def _start_control_api(env: Environment, stripe_url: str) -> tuple[ManagedProcess, str]:
-    keys = write_jwt_keys(env.workdir)
-    port = free_port()
-    api = ManagedProcess(
-        "control-api",
-        [sys.executable, "-m", "clawhost_control_api"],
-        env.workdir / "control-api.log",
-        env=dict(
-            os.environ,
-            CLAWHOST_API_DATABASE_URL=env.postgres.dsn,
-            CLAWHOST_API_REDIS_URL=env.redis.url,
-            CLAWHOST_API_JWT_PRIVATE_KEY_FILE=str(keys.private_file),
-            CLAWHOST_API_JWT_PUBLIC_KEY_FILE=str(keys.public_file),
-            CLAWHOST_API_KUBECONFIG=str(_service_account_kubeconfig(env, "platform", "clawhost-control-api")),
-            CLAWHOST_API_STRIPE_API_KEY="sk_test_local",
-            CLAWHOST_API_STRIPE_API_BASE=stripe_url,
-            CLAWHOST_API_STRIPE_WEBHOOK_SECRET=LOCAL_WEBHOOK_SECRET,
-            CLAWHOST_API_STRIPE_PRICE_IDS=json.dumps({t: f"price_local_{t}" for t in ("starter", "pro", "team")}),
-            CLAWHOST_API_PUBLIC_URL=f"http://127.0.0.1:{port}",
-            CLAWHOST_API_HOST="127.0.0.1",
-            CLAWHOST_API_PORT=str(port),
-        ),
+def _start_control_api(env: Environment, stripe_url: str) -> tuple[ManagedProcess, str, str]:
+    api = start_control_api(
+        workdir=env.workdir,
+        database_url=env.postgres.dsn,
+        redis_url=env.redis.url,
+        jwt_keys=write_jwt_keys(env.workdir),
+        kubeconfig=_service_account_kubeconfig(env, "platform", "clawhost-control-api"),
+        stripe_url=stripe_url,
     )
-    api.start()
-    _wait_http("the control API", f"http://127.0.0.1:{port}/.well-known/jwks.json", api)
     print("[up] control API running", flush=True)
-    return api, f"http://127.0.0.1:{port}  (OpenAPI: /docs; log {env.workdir / 'control-api.log'})"
+    return api.process, api.url, f"{api.url}  (OpenAPI: /docs; log {env.workdir / 'control-api.log'})"
 
 
 def _start_services(env: Environment) -> tuple[list[ManagedProcess], dict[str, str]]:
@@ -127,9 +112,10 @@ def _start_services(env: Environment) -> tuple[list[ManagedProcess], dict[str, s
     print("[up] operator running", flush=True)
     print("[up] ensuring stripe-mock (Stripe's API double; built once from its Go module)", flush=True)
     stripe = start_stripe_mock(env.workdir)
-    api, api_description = _start_control_api(env, stripe.url)
+    api, site_url, api_description = _start_control_api(env, stripe.url)
     proxy, proxy_description = _start_proxy(env)
     return [operator, stripe.process, api, proxy], {
+        "site": f"{site_url}/  (open it in a browser: the landing page, sign-up, the onboarding chat)",
         "proxy": proxy_description,
         "operator": f"metrics http://127.0.0.1:{metrics}/metrics, health http://127.0.0.1:{health}/healthz, "
         f"log {env.workdir / 'operator.log'}",
@@ -181,6 +167,7 @@ def _describe(state: dict[str, str]) -> str:
     return "\n".join(
         [
             "clawhost local platform is up:",
+            f"  site         {state.get('site', 'not started')}",
             f"  kubeconfig   export KUBECONFIG={state['kubeconfig']}",
             f"  kubectl      {state['kubectl']}",
             f"  operator     {state.get('operator', 'not started')}",
@@ -296,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--timeout", type=float, default=300)
     sub.add_parser("down", help="stop the local platform and delete its data")
     sub.add_parser("status", help="print how to reach the running platform")
+    sub.add_parser("browser", help="check Chromium and fetch axe-core (pinned, cached) for the browser tests")
     sub.add_parser("serve", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
@@ -306,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
             for field, value in vars(ensure_node_binaries()).items():  # the real node's
                 print(f"{field}: {value}")
             print(f"pause image: {pause_image().path}")
+            return 0
+        if args.command == "browser":
+            print(f"chromium: {launch_args()['executable_path']}")
+            print(f"axe-core: {axe_core()}")
             return 0
         if args.command == "up":
             return _up(args.timeout)
@@ -318,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print("not running (start it with `make up`)")
         return 3
-    except (BuildError, StartupError) as error:
+    except (BuildError, StartupError, BrowserSetupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

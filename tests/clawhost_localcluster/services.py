@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,3 +208,13 @@ class PostgresServer:
         self.stop()
         if self._cluster_dir is not None and self._cluster_dir != self.data_dir:
             shutil.rmtree(self._cluster_dir, ignore_errors=True)
+
+
+def fresh_database(postgres_dsn: str) -> str:
+    """An empty database on the server of `postgres_dsn`, under a new name; returns its DSN."""
+    import psycopg
+
+    name = f"api_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    return psycopg.conninfo.make_conninfo(postgres_dsn, dbname=name)

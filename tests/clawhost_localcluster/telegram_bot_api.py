@@ -138,7 +138,8 @@ class TelegramBotApi:
         self.scheme = "http"
         self.host = "127.0.0.1"
         self._bots: dict[str, Bot] = {}
-        self._next_bot_id = 7_000_000_001
+        # Not the same ids each run: a gateway's state may remember update ids of a bot id it saw before.
+        self._next_bot_id = 7_000_000_000 + secrets.randbelow(1_000_000_000)
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -210,6 +211,7 @@ class TelegramBotApi:
                 username=username or f"test_{bot_id}_bot",
                 first_name=(username or "Test").removesuffix("_bot").capitalize(),
                 changed=asyncio.Condition(),
+                next_update_id=100_000_000 + secrets.randbelow(800_000_000),
             )
             self._bots[secret] = bot
             return bot

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -21,7 +20,8 @@ from clawhost_localcluster.control_api_process import ControlApiProcess, StartAp
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.pki import JwtKeys, write_jwt_keys
 from clawhost_localcluster.processes import ManagedProcess, free_port, wait_until
-from clawhost_localcluster.stripe_mock import StripeMock, running_stripe_mock
+from clawhost_localcluster.services import fresh_database
+from clawhost_localcluster.stripe_mock import StripeMock
 
 
 @pytest.fixture(scope="session")
@@ -32,14 +32,6 @@ def jwt_keys(tmp_path_factory: pytest.TempPathFactory) -> JwtKeys:
 @pytest.fixture(scope="session")
 def other_jwt_keys(tmp_path_factory: pytest.TempPathFactory) -> JwtKeys:
     return write_jwt_keys(tmp_path_factory.mktemp("jwt-other"))
-
-
-def fresh_database(postgres_dsn: str) -> str:
-    """Create an empty database on the shared server; returns its DSN."""
-    name = f"api_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"'.encode())
-    return psycopg.conninfo.make_conninfo(postgres_dsn, dbname=name)
 
 
 @pytest.fixture
@@ -119,12 +111,6 @@ def cluster_settings(settings: Settings, api_kubeconfig: Path) -> Settings:
 def cluster_client(cluster_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(cluster_settings)) as test_client:
         yield test_client
-
-
-@pytest.fixture(scope="session")
-def stripe_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StripeMock]:
-    with running_stripe_mock(tmp_path_factory.mktemp("stripe-mock")) as mock:
-        yield mock
 
 
 @pytest.fixture

@@ -68,7 +68,6 @@ def test_service_account_can_only_do_its_job(customer_crd: Cluster, api_kubeconf
     other_ns_secret = {**secret, "metadata": {"name": name, "namespace": "platform"}}
     replaced = {**customer, "spec": {**customer["spec"], "tier": "team"}}
     denied: list[tuple[tuple[str, ...], str | None]] = [
-        (("delete", "customer", name), None),
         (("replace", "-f", "-"), json.dumps(replaced)),  # update (PUT): only patch is granted
         (("get", "secrets", "-n", "kube-system"), None),
         (("get", "secrets", "-n", "clawhost-secrets"), None),  # no listing
@@ -77,12 +76,52 @@ def test_service_account_can_only_do_its_job(customer_crd: Cluster, api_kubeconf
         (("create", "deployment", "x", "--image=busybox", "-n", "platform"), None),
         (("create", "namespace", f"customer-{name}"), None),
         (("get", "pods", "-A"), None),
-        (("delete", "secret", name, "-n", "clawhost-secrets"), None),
+        (("delete", "secret", "anything", "-n", "platform"), None),  # deletes only in the bot-token namespace
+        (("delete", "namespace", f"customer-{name}"), None),
     ]
     for args, stdin in denied:
         code, stderr = _as_api(customer_crd, api_kubeconfig, *args, stdin=stdin)
         assert code != 0, args
         assert "forbidden" in stderr.lower(), (args, stderr)
+
+
+def test_deleting_an_agent_reads_no_token_back_and_deletes_one_at_a_time(
+    customer_crd: Cluster, api_kubeconfig: Path
+) -> None:
+    """The dashboard deletes a Customer and its bot-token Secret: the Secret's delete answers with a Status, never
+    the Secret (dry run or not); a collection delete, of either, is refused."""
+    name = f"del{uuid.uuid4().hex[:8]}"
+    stored = f"{uuid.uuid4().int % 10**9}:AA{uuid.uuid4().hex}"
+    encoded = base64.b64encode(stored.encode()).decode()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "clawhost-secrets"},
+        "stringData": {"token": stored},
+    }
+    customer_crd.kubectl("apply", "--server-side", "--field-manager=clawhost-api", "-f", "-", stdin=json.dumps(secret))
+    api = KubeHttp(load_config(api_kubeconfig))
+    path = f"/api/v1/namespaces/clawhost-secrets/secrets/{name}"
+    for query in ([("dryRun", "All")], []):
+        answer = api.request("DELETE", path, None, "application/json", query)
+        text = answer.body.decode(errors="replace")
+        assert answer.status == 200, text
+        assert stored not in text
+        assert encoded not in text
+        assert json.loads(text)["kind"] == "Status"
+    assert customer_crd.kubectl("get", "secret", name, "-n", "clawhost-secrets", check=False).returncode != 0
+    for collection in ("/api/v1/namespaces/clawhost-secrets/secrets", "/apis/clawhost.dev/v1alpha1/customers"):
+        refused = api.request("DELETE", collection, None, "application/json", [("dryRun", "All")])
+        assert refused.status == 403, (collection, refused.status)
+    customer = {
+        "apiVersion": "clawhost.dev/v1alpha1",
+        "kind": "Customer",
+        "metadata": {"name": name},
+        "spec": {"tier": "pro", "telegram": {"botTokenSecretRef": {"name": name}, "allowedUserIds": [1]}},
+    }
+    assert _as_api(customer_crd, api_kubeconfig, "create", "-f", "-", stdin=json.dumps(customer))[0] == 0
+    code, stderr = _as_api(customer_crd, api_kubeconfig, "delete", "customer", name, "--wait=false")
+    assert code == 0, stderr
 
 
 def test_a_patch_never_reads_a_bot_token_back(customer_crd: Cluster, api_kubeconfig: Path) -> None:

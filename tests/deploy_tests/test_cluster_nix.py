@@ -1,13 +1,14 @@
-"""The pure parts of the NixOS side, evaluated: the node list and its rules, each node's K3s flags, the disk layout,
-the secrets' list."""
+"""The pure parts of the Nix side, evaluated: the node list and its rules, each node's K3s flags, the disk layout,
+the secrets' list, the hive, and each image's config from its description."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from clawhost_localcluster.nix_eval import NixError, nix_eval, nix_string
+from clawhost_localcluster.nix_eval import REPO, NixError, nix_eval, nix_string
 
 SETTINGS = "(import ./nixos/settings.nix)"
 
@@ -93,3 +94,41 @@ def test_every_platform_secret_comes_from_a_listed_sops_key() -> None:
 
 def _refs(value: str) -> list[str]:
     return [part.split(">>")[0] for part in value.split("<<")[1:]]
+
+
+def test_the_hive_deploys_every_node_by_its_public_address() -> None:
+    hive = "(import ./nixos/hive.nix { nixpkgs = null; inputs = { }; settings = import ./nixos/settings.nix; })"
+    names = nix_eval(f'builtins.attrNames (builtins.removeAttrs {hive} [ "meta" ])')
+    assert names == ["k3s-1", "k3s-2"]
+    deployment = nix_eval(
+        f'builtins.mapAttrs (name: node: (node {{ }}).deployment) (builtins.removeAttrs {hive} [ "meta" ])'
+    )
+    assert deployment["k3s-1"]["targetHost"] == "203.0.113.10"
+    assert deployment["k3s-1"]["tags"] == ["server"]
+    assert deployment["k3s-2"]["tags"] == ["agent"]
+
+
+@pytest.mark.parametrize("image", ["gateway", "platform"])
+def test_each_image_config_is_its_description(image: str) -> None:
+    description = json.loads((REPO / "images" / f"{image}.json").read_text())
+    config = nix_eval(
+        f"import ./images/config.nix {{ description = builtins.fromJSON (builtins.readFile ./images/{image}.json); "
+        f'imageName = "registry.example/{description["name"]}"; imageTag = "abc"; }}'
+    )
+    assert config["name"] == f"registry.example/{description['name']}"
+    oci = config["config"]
+    assert oci["user"] == f"{description['user']['uid']}:{description['user']['gid']}"
+    assert description["user"]["uid"] != 0
+    assert (oci["entrypoint"], oci["cmd"], oci["workingDir"]) == (
+        description["entrypoint"],
+        description["cmd"],
+        description["workingDir"],
+    )
+    assert dict(entry.split("=", 1) for entry in oci["env"]) == description["env"]
+    assert set(oci["exposedPorts"]) == set(description["exposedPorts"])
+    tmp = next(d for d in config["directories"] if d["path"] == "/tmp")
+    assert (tmp["mode"], tmp["uid"]) == ("1777", 0), "a writable /tmp through nix2container's perms"
+    owned = [d for d in description["directories"] if d["owner"] == "user"]
+    for directory in owned:
+        evaluated = next(d for d in config["directories"] if d["path"] == directory["path"])
+        assert (evaluated["uid"], evaluated["gid"]) == (description["user"]["uid"], description["user"]["gid"])

@@ -49,16 +49,18 @@ def test_the_deployments_args_run_the_gateway_through_the_entrypoint() -> None:
     assert container["args"] == gateway.cmd
 
 
-def test_the_gateway_env_agrees_with_the_deployment_and_finds_node_for_the_probes() -> None:
+def test_the_gateway_env_agrees_with_the_deployment_and_its_probes_reach_the_gateway_port() -> None:
     gateway = load_gateway()
     container = _gateway_container()
     pod_env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
     shared = sorted(set(pod_env) & set(gateway.env))
     assert shared, "the pod and the image set no variable in common"
     assert {name: pod_env[name] for name in shared} == {name: gateway.env[name] for name in shared}
-    # The probes run `node -e ...` by name: the image's PATH must reach /bin/node.
-    assert container["startupProbe"]["exec"]["command"][0] == "node"
-    assert "/bin" in gateway.env["PATH"].split(":")
+    # The kubelet's httpGet probes ask the port the image exposes; nothing in the image runs for them.
+    ports = {port["containerPort"] for port in container["ports"]}
+    assert {f"{port}/tcp" for port in ports} == set(gateway.exposed_ports)
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] in ports, probe
     mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
     writable = {directory.path for directory in gateway.directories if directory.writable}
     assert writable == {path for path, mount in mounts.items() if not mount.get("readOnly")}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,3 +48,31 @@ def onboarding(
     service.start()
     yield service
     service.stop()
+
+
+@pytest.fixture
+def start_service(
+    kimi: FakeKimi, telegram: TelegramBotApi, redis_server: RedisServer, session_dir: Path
+) -> Iterator[Callable[..., OnboardingProcess]]:
+    """A service of the test's own (settings as keyword arguments, e.g. MAX_MESSAGES_PER_SESSION="3"), stopped after."""
+    started: list[OnboardingProcess] = []
+
+    def start(**settings: str) -> OnboardingProcess:
+        service = OnboardingProcess(
+            redis_url=redis_server.url,
+            llm_base_url=f"http://127.0.0.1:{kimi.port}/v1",
+            telegram_api_root=telegram.api_root,
+            workdir=session_dir / "onboarding",
+            extra={
+                "CLAWHOST_ONBOARDING_LLM_TIMEOUT_SECONDS": "5",
+                "CLAWHOST_ONBOARDING_LLM_MAX_RETRIES": "0",
+                **{f"CLAWHOST_ONBOARDING_{name}": value for name, value in settings.items()},
+            },
+        )
+        service.start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()

@@ -13,7 +13,13 @@ from clawhost_api.customer import BillingStatus, CustomerSpec
 from clawhost_api.entitlement import entitlement
 from clawhost_api.tiers import get_tier
 from clawhost_operator.bot_secret_index import BotSecretIndex
-from clawhost_operator.children import canonical_cpu, config_hash, render_deployment, render_network_policy
+from clawhost_operator.children import (
+    canonical_cpu,
+    config_hash,
+    render_deployment,
+    render_network_policy,
+    secret_data,
+)
 from clawhost_operator.compare import contains
 from clawhost_operator.effective import decide
 from clawhost_operator.informers import essential
@@ -83,10 +89,14 @@ def test_openclaw_config_follows_the_brief() -> None:
     config = render_openclaw_config(entitlement(_spec(agent={"thinking": "high"}), None), "http://proxy:8080/v1")
     assert config["gateway"] == {
         "mode": "local",
-        "bind": "loopback",
+        "bind": "lan",  # the kubelet's httpGet probes come to the pod's address
         "port": 18789,
         "auth": {"mode": "token", "token": "${OPENCLAW_GATEWAY_TOKEN}"},
+        "controlUi": {"allowedOrigins": ["http://localhost:18789", "http://127.0.0.1:18789"]},
     }
+    assert "apiRoot" not in config["channels"]["telegram"], "production talks to api.telegram.org"
+    local = render_openclaw_config(entitlement(_spec(), None), "x", telegram_api_root="https://203.0.113.7")
+    assert local["channels"]["telegram"]["apiRoot"] == "https://203.0.113.7"
     assert config["agents"]["defaults"]["thinkingDefault"] == "medium", "capped at the tier's level"
     provider = config["models"]["providers"]["platform"]
     assert provider["api"] == "openai-completions"
@@ -180,8 +190,22 @@ def test_deployment_is_hardened() -> None:
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
     assert "--max-old-space-size=1536" in json.dumps(container["env"])
-    assert container["readinessProbe"]["exec"]["command"][0] == "node"
-    assert "j.ready===true" in container["readinessProbe"]["exec"]["command"][2]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 18789, "scheme": "HTTP"}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert "exec" not in json.dumps(container), "no probe starts a process in the pod"
+    assert "NODE_EXTRA_CA_CERTS" not in json.dumps(container["env"])
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert volumes[0]["secret"]["items"] == [{"key": "openclaw.json", "path": "openclaw.json"}]
+
+
+def test_an_extra_ca_is_mounted_and_trusted_only_when_set() -> None:
+    deployment = render_deployment("x", get_tier("starter"), "img", 1, "h", extra_ca=True)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "NODE_EXTRA_CA_CERTS", "value": "/etc/openclaw/extra-ca.pem"} in container["env"]
+    items = deployment["spec"]["template"]["spec"]["volumes"][0]["secret"]["items"]
+    assert {"key": "extra-ca.pem", "path": "extra-ca.pem"} in items
+    assert "extra-ca.pem" not in secret_data("b", "p", "g", "{}")
+    assert secret_data("b", "p", "g", "{}", "PEM")["extra-ca.pem"] == "PEM"
 
 
 def test_canonical_cpu() -> None:

@@ -18,6 +18,7 @@ DEPLOY_DIRS = [
     REPO / "operator" / "deploy",
     REPO / "control_api" / "deploy",
     REPO / "proxy" / "deploy",
+    REPO / "onboarding" / "deploy",
 ]
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",

@@ -33,6 +33,7 @@ SHIPPED_WORKLOADS = (
     REPO / "operator" / "deploy" / "30-deployment.yaml",
     REPO / "control_api" / "deploy" / "20-deployment.yaml",
     REPO / "proxy" / "deploy" / "deployment.yaml",
+    REPO / "onboarding" / "deploy" / "20-deployment.yaml",
     REPO / "deploy" / "30-redis.yaml",
     REPO / "deploy" / "31-postgresql.yaml",
 )
@@ -64,6 +65,8 @@ PLATFORM_INGRESS = {
     ("traefik", "clawhost-control-api", TCP % 8000),
     ("token-proxy", "redis", TCP % 6379),
     ("clawhost-control-api", "redis", TCP % 6379),
+    ("clawhost-control-api", "clawhost-onboarding", TCP % 8095),
+    ("clawhost-onboarding", "redis", TCP % 6379),
     ("token-proxy", "postgresql", TCP % 5432),
     ("clawhost-control-api", "postgresql", TCP % 5432),
     ("postgresql-backup", "postgresql", TCP % 5432),

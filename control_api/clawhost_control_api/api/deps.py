@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from clawhost_control_api.api.state import AppState
-from clawhost_control_api.core.security import InvalidTokenError
+from clawhost_control_api.core.security import InvalidTokenError, TokenClaims
 from clawhost_control_api.db import accounts
 from clawhost_control_api.kube.client import KubeClient
 
@@ -28,9 +29,17 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def current_user(
+@dataclass(frozen=True)
+class SignedIn:
+    """The user of a request and what their access token says (when it expires, which session it belongs to)."""
+
+    user: accounts.User
+    claims: TokenClaims
+
+
+async def signed_in(
     state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> accounts.User:
+) -> SignedIn:
     if credentials is None:
         raise _unauthorized("missing bearer token")
     try:
@@ -42,7 +51,11 @@ async def current_user(
     user = await accounts.session_user(state.pool, session_id, user_id)
     if user is None:
         raise _unauthorized("session revoked")
-    return user
+    return SignedIn(user, claims)
+
+
+async def current_user(session: Annotated[SignedIn, Depends(signed_in)]) -> accounts.User:
+    return session.user
 
 
 def get_kube(state: State) -> KubeClient:
@@ -54,3 +67,4 @@ def get_kube(state: State) -> KubeClient:
 Kube = Annotated[KubeClient, Depends(get_kube)]
 
 CurrentUser = Annotated[accounts.User, Depends(current_user)]
+CurrentSession = Annotated[SignedIn, Depends(signed_in)]

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     rate_limit_key_prefix: str = Field(
         default="clawhost:control-api:ratelimit", description="Redis key prefix of the sign-in rate limits."
     )
+    dashboard_usage_seconds: float = Field(
+        default=5, gt=0, description="How often a live dashboard stream reads its usage counter (one Redis GET)."
+    )
+    dashboard_keepalive_seconds: float = Field(
+        default=15, gt=0, description="A live dashboard stream's keep-alive and session re-check interval."
+    )
     login_per_ip: RateLimit = RateLimit(count=30, seconds=60)
     login_per_account: RateLimit = RateLimit(count=10, seconds=900)
     signup_per_ip: RateLimit = RateLimit(count=10, seconds=3600)

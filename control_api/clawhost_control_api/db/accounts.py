@@ -96,6 +96,24 @@ async def session_user(pool: AsyncConnectionPool, session_id: uuid.UUID, user_id
     return User(*row) if row else None
 
 
+async def refresh_token_user(
+    pool: AsyncConnectionPool, session_id: uuid.UUID, user_id: uuid.UUID, jti: str
+) -> User | None:
+    """The user whose refresh token `jti` is still usable (unused, unexpired, its session live), consuming nothing:
+    the site's pages and its access-token route read the browser's session cookie with it."""
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                "SELECT u.id, u.email, u.password_hash, u.customer_name"
+                " FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id JOIN users u ON u.id = s.user_id"
+                " WHERE r.jti = %s AND r.session_id = %s AND s.user_id = %s"
+                " AND r.used_at IS NULL AND r.expires_at > now() AND s.revoked_at IS NULL",
+                (jti, session_id, user_id),
+            )
+        ).fetchone()
+    return User(*row) if row else None
+
+
 async def rotate_refresh(
     pool: AsyncConnectionPool, session_id: uuid.UUID, old_jti: str, new_jti: str, new_expires_at: datetime
 ) -> None:

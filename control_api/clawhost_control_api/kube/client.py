@@ -66,6 +66,14 @@ class KubeClient:
         path = f"{CUSTOMERS}/{name}/{subresource}" if subresource else f"{CUSTOMERS}/{name}"
         return await self._call("PATCH", path, body, _APPLY, fieldManager=manager, force="true")
 
+    async def delete_customer(self, name: str) -> None:
+        """Delete a Customer; its finalizer (set at admission) makes the operator remove the namespace first."""
+        await self._call("DELETE", f"{CUSTOMERS}/{name}")
+
+    async def delete_bot_token_secret(self, name: str) -> None:
+        """Delete a bot-token Secret. The answer is a Status, never the Secret (the RBAC test checks that)."""
+        await self._call("DELETE", f"/api/v1/namespaces/{BOT_TOKEN_NAMESPACE}/secrets/{name}")
+
     async def apply_bot_token_secret(self, name: str, key: str, token: str) -> None:
         body = {
             "apiVersion": "v1",

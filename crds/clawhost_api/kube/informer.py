@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
@@ -58,6 +59,7 @@ class Informer:
         field_selector: str = "",
         watch_seconds: int = WATCH_SECONDS,
         backoff: Backoff = DEFAULT_BACKOFF,
+        on_health: Callable[[bool], None] | None = None,
     ) -> None:
         self.http = http
         self.path = path
@@ -67,6 +69,10 @@ class Informer:
         self.field_selector = field_selector
         self.watch_seconds = watch_seconds
         self.backoff = backoff
+        # Told False when a listing or watch fails and True when one succeeds again (from the informer's thread),
+        # so a service can say at once that its view may be out of date instead of waiting for it to grow stale.
+        self.on_health = on_health
+        self.healthy = False
         self.synced = threading.Event()  # set by the first complete listing
         self._version = ""
         self._heard = float("-inf")  # time.monotonic() of the last sign the cache was current
@@ -98,7 +104,14 @@ class Informer:
         self._version = str(listing["metadata"]["resourceVersion"])
         self.sink.listed(items, self._version)
         self._heard = time.monotonic()
+        self._set_health(True)
         self.synced.set()
+
+    def _set_health(self, healthy: bool) -> None:
+        changed = healthy != self.healthy
+        self.healthy = healthy
+        if changed and self.on_health is not None:
+            self.on_health(healthy)
 
     def _event(self, event: Obj) -> None:
         kind, obj = event.get("type"), event.get("object") or {}
@@ -164,6 +177,7 @@ class Informer:
             except Exception as error:  # a cache must outlive any one failed request
                 if self._stop.is_set():
                     return
+                self._set_health(False)
                 if self._watches_opened != opened:
                     delays = self.backoff.delays()  # a watch was up: this failure starts the pauses over
                 pause = next(delays)

@@ -19,16 +19,16 @@ from clawhost_control_api.db import accounts
 router = APIRouter(tags=["auth"])
 
 # No whitespace or control characters (PostgreSQL text cannot hold NUL; logs must not hold newlines).
-_EMAIL = r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$"
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$"
 
 
 class Credentials(BaseModel):
-    email: str = Field(pattern=_EMAIL, max_length=254)
+    email: str = Field(pattern=EMAIL_PATTERN, max_length=254)
     password: str = Field(min_length=10, max_length=256)
 
 
 class LoginRequest(BaseModel):
-    email: str = Field(pattern=_EMAIL, max_length=254)
+    email: str = Field(pattern=EMAIL_PATTERN, max_length=254)
     password: str = Field(max_length=256)
 
 
@@ -59,29 +59,44 @@ def _ip(request: Request, state: AppState) -> str:
 
 @router.post("/auth/signup", status_code=status.HTTP_201_CREATED, responses=responses(400, 409, 422, 429, 503))
 async def signup(body: Credentials, request: Request, state: State) -> UserOut:
-    email = body.email.strip().lower()
-    await state.limiter.check("signup", _ip(request, state), email)
+    return _user_out(await create_account(state, body.email, body.password, _ip(request, state)))
+
+
+async def create_account(state: AppState, email: str, password: str, ip: str) -> accounts.User:
+    """A new account (the JSON route and the site's form share it): limits first, then the hash, then the row."""
+    email = email.strip().lower()
+    await state.limiter.check("signup", ip, email)
     try:
-        user = await accounts.create_user(state.pool, email, await state.passwords.hash(body.password))
+        return await accounts.create_user(state.pool, email, await state.passwords.hash(password))
     except accounts.EmailTakenError:
         raise HTTPException(status.HTTP_409_CONFLICT, detail="an account with this email exists") from None
-    return _user_out(user)
 
 
 @router.post("/auth/login", responses=responses(400, 401, 422, 429, 503))
 async def login(body: LoginRequest, request: Request, state: State) -> TokenPair:
-    email = body.email.strip().lower()
+    _, pair = await log_in(state, body.email, body.password, _ip(request, state))
+    return pair
+
+
+async def log_in(state: AppState, email: str, password: str, ip: str) -> tuple[accounts.User, TokenPair]:
+    """Check the password and open a session (the JSON route and the site's form share it)."""
+    email = email.strip().lower()
     # Limits first: a refused attempt costs a Redis round trip, never an argon2 hash.
-    await state.limiter.check("login", _ip(request, state), email)
+    await state.limiter.check("login", ip, email)
     user = await accounts.find_user_by_email(state.pool, email)
     try:
-        verified = await state.passwords.verify(user.password_hash if user else None, body.password)
+        verified = await state.passwords.verify(user.password_hash if user else None, password)
     except BusyError:
         state.metrics.logins_refused.labels(reason="busy").inc()
         raise
     if not verified or user is None:
         state.metrics.logins_refused.labels(reason="wrong_credentials").inc()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="wrong email or password")
+    return user, await open_session(state, user)
+
+
+async def open_session(state: AppState, user: accounts.User) -> TokenPair:
+    """A new session (refresh-token family) for a user whose identity is already proven."""
     refresh = state.issuer.issue(str(user.id), "", "refresh")
     session_id = await accounts.open_session(state.pool, user.id, refresh.token_id, refresh.expires_at)
     return _pair(state, user.id, session_id, refresh.token_id)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import stripe
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from clawhost_api.customer import Customer
+from clawhost_api.customer import BillingStatus, Customer
 from clawhost_api.tiers import TierName
 from clawhost_control_api.api.deps import CurrentUser, State
 from clawhost_control_api.api.errors import responses
@@ -93,20 +94,54 @@ async def create_checkout(body: CheckoutRequest, user: CurrentUser, state: State
     return SessionUrl(id=session.id, url=str(session.url))
 
 
+class PortalRequest(BaseModel):
+    tier: TierName | None = Field(
+        default=None,
+        description="Open the portal on confirming a change of the subscription to this plan (an upgrade is charged "
+        "pro rata at once, a downgrade applies from the next period); none: the portal's home page.",
+    )
+
+
 @router.post("/billing/portal", status_code=status.HTTP_201_CREATED, responses=responses(401, 404, 409, 502, 503))
-async def create_portal(user: CurrentUser, state: State) -> SessionUrl:
+async def create_portal(user: CurrentUser, state: State, body: PortalRequest | None = None) -> SessionUrl:
     customer = Customer.model_validate(owned_customer(state, user))
     billing = customer.status.billing
     if billing is None or not billing.customer_id:
         raise HTTPException(status.HTTP_409_CONFLICT, detail="no Stripe subscription yet: check out first")
+    tier = body.tier if body is not None else None
+    params: dict[str, Any] = {
+        "customer": billing.customer_id,
+        "return_url": f"{state.settings.public_url.rstrip('/')}/dashboard",
+    }
     try:
         async with stripe_client(state) as client:
-            session = await client.v1.billing_portal.sessions.create_async(
-                params={
-                    "customer": billing.customer_id,
-                    "return_url": f"{state.settings.public_url.rstrip('/')}/dashboard",
-                }
-            )
+            if tier is not None:
+                params["flow_data"] = await _plan_change_flow(state, client, billing, tier)
+            session = await client.v1.billing_portal.sessions.create_async(params=params)  # type: ignore[arg-type]
     except stripe.StripeError:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail="Stripe refused to create a portal session") from None
     return SessionUrl(id=session.id, url=str(session.url))
+
+
+async def _plan_change_flow(
+    state: State, client: stripe.StripeClient, billing: BillingStatus, tier: TierName
+) -> dict[str, Any]:
+    """The portal's flow that confirms the subscription's one item moving to `tier`'s price."""
+    if billing.state in SUBSCRIPTION_ENDED or not billing.subscription_id:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="no live subscription to change: check out first")
+    if billing.paid_tier == tier:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"you are already on the {tier} plan")
+    price = state.settings.stripe_price_ids.get(tier)
+    if not price:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"no Stripe price configured for {tier}")
+    subscription = await client.v1.subscriptions.retrieve_async(billing.subscription_id)
+    items = subscription["items"]["data"]
+    if not items:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail="the subscription has no item to change")
+    return {
+        "type": "subscription_update_confirm",
+        "subscription_update_confirm": {
+            "subscription": billing.subscription_id,
+            "items": [{"id": items[0]["id"], "price": price, "quantity": 1}],
+        },
+    }

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 
 from clawhost_api.customer import Customer
+from clawhost_api.entitlement import effective_tier
 from clawhost_api.tiers import get_tier
 from clawhost_api.usage import usage_counter_key, usage_period
 from clawhost_control_api.api.deps import CurrentUser, State
 from clawhost_control_api.api.errors import responses
 from clawhost_control_api.api.routes.agent import owned_customer
+from clawhost_control_api.api.state import AppState
 
 router = APIRouter(tags=["usage"])
 
@@ -34,12 +37,29 @@ class Usage(BaseModel):
     days: list[DayUsage]
 
 
-@router.get("/usage", responses=responses(401, 404))
-async def read_usage(user: CurrentUser, state: State) -> Usage:
-    customer = Customer.model_validate(owned_customer(state, user))
+USAGE_UNAVAILABLE = (
+    "usage figures cannot be read right now (the usage store does not answer); retry in a minute. "
+    "Nothing you saved is affected"
+)
+
+
+class UsageUnavailableError(Exception):
+    """The proxy's usage store (Redis) did not answer."""
+
+
+async def tokens_used(state: AppState, customer: Customer) -> int:
+    """This period's counter (what the proxy charged so far); UsageUnavailableError when Redis does not answer."""
+    try:
+        raw = await state.redis.get(usage_counter_key(customer.metadata.name, usage_period(customer.status.billing)))
+    except (RedisError, OSError):
+        raise UsageUnavailableError from None
+    return int(raw or 0)
+
+
+async def usage_of(state: AppState, customer: Customer) -> Usage:
     period = usage_period(customer.status.billing)
     name = customer.metadata.name
-    raw = await state.redis.get(usage_counter_key(name, period))
+    used = await tokens_used(state, customer)
     async with state.pool.connection() as conn:
         rows = await (
             await conn.execute(
@@ -50,11 +70,12 @@ async def read_usage(user: CurrentUser, state: State) -> Usage:
                 (name, period.start, period.end),
             )
         ).fetchall()
-    tier = get_tier(customer.spec.tier)
+    # The allowance of the plan that runs (what the proxy limits by), not of a chosen plan not paid for yet.
+    tier = get_tier(effective_tier(customer.spec, customer.status.billing))
     return Usage(
         period_start=period.start,
         period_end=period.end,
-        tokens_used=int(raw or 0),
+        tokens_used=used,
         tokens_limit=tier.monthly_tokens,
         cached_prompt_weight=tier.cached_prompt_weight,
         days=[
@@ -64,3 +85,12 @@ async def read_usage(user: CurrentUser, state: State) -> Usage:
             for r in rows
         ],
     )
+
+
+@router.get("/usage", responses=responses(401, 404, 503))
+async def read_usage(user: CurrentUser, state: State) -> Usage:
+    customer = Customer.model_validate(owned_customer(state, user))
+    try:
+        return await usage_of(state, customer)
+    except UsageUnavailableError:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=USAGE_UNAVAILABLE) from None
