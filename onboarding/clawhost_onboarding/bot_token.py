@@ -9,7 +9,7 @@ from dataclasses import dataclass
 VALID_FORMAT = re.compile(r"^\d{5,12}:[A-Za-z0-9_-]{30,64}$")
 # Anything that looks like an attempt at one (a digit run, a colon, a long run of token characters): removed too,
 # even when malformed, because a mistyped token is still most of a secret.
-_CANDIDATE = re.compile(r"(?<![A-Za-z0-9_-])\d{3,15}\s?:\s?[A-Za-z0-9_-]{16,}(?![A-Za-z0-9_-])")
+_CANDIDATE = re.compile(r"(?<!\d)\d{1,15}\s?:\s?[A-Za-z0-9_-]{16,}(?![A-Za-z0-9_-])")
 PLACEHOLDER = "[bot token removed]"
 
 

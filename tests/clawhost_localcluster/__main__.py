@@ -18,6 +18,7 @@ from clawhost_localcluster.build import BuildError, ensure_binaries, ensure_ksta
 from clawhost_localcluster.control_api_launch import LOCAL_WEBHOOK_SECRET, start_control_api
 from clawhost_localcluster.environment import Environment, local_environment
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
+from clawhost_localcluster.onboarding_process import OnboardingProcess
 from clawhost_localcluster.pause_image import pause_image
 from clawhost_localcluster.pki import write_jwt_keys
 from clawhost_localcluster.processes import ManagedProcess, StartupError, free_port, wait_until
@@ -60,6 +61,7 @@ def _install_platform(env: Environment) -> None:
         *sorted((REPO / "operator" / "deploy").glob("*.yaml")),
         *sorted((REPO / "control_api" / "deploy").glob("*.yaml")),
         *sorted((REPO / "proxy" / "deploy").glob("rbac*.yaml")),
+        *sorted((REPO / "onboarding" / "deploy").glob("*.yaml")),
     ]
     for manifest in manifests:
         if "deployment" not in manifest.name:
@@ -81,7 +83,12 @@ def _wait_http(name: str, url: str, process: ManagedProcess, timeout: float = 60
     wait_until(name, answers, timeout, process)
 
 
-def _start_control_api(env: Environment, stripe_url: str) -> tuple[ManagedProcess, str, str]:
+def _start_control_api(
+    env: Environment, stripe_url: str, onboarding: OnboardingProcess
+) -> tuple[ManagedProcess, str, str]:
+    token_file = env.workdir / "onboarding-internal-token"
+    token_file.write_text(onboarding.internal_token)
+    token_file.chmod(0o600)
     api = start_control_api(
         workdir=env.workdir,
         database_url=env.postgres.dsn,
@@ -89,6 +96,11 @@ def _start_control_api(env: Environment, stripe_url: str) -> tuple[ManagedProces
         jwt_keys=write_jwt_keys(env.workdir),
         kubeconfig=_service_account_kubeconfig(env, "platform", "clawhost-control-api"),
         stripe_url=stripe_url,
+        # Where the /ws/onboarding relay finds the onboarding service, and the credential it presents there.
+        extra_env={
+            "CLAWHOST_API_ONBOARDING_URL": onboarding.ws_url,
+            "CLAWHOST_API_ONBOARDING_TOKEN_FILE": str(token_file),
+        },
     )
     print("[up] control API running", flush=True)
     return api.process, api.url, f"{api.url}  (OpenAPI: /docs; log {env.workdir / 'control-api.log'})"
@@ -112,9 +124,12 @@ def _start_services(env: Environment) -> tuple[list[ManagedProcess], dict[str, s
     print("[up] operator running", flush=True)
     print("[up] ensuring stripe-mock (Stripe's API double; built once from its Go module)", flush=True)
     stripe = start_stripe_mock(env.workdir)
-    api, site_url, api_description = _start_control_api(env, stripe.url)
+    onboarding, onboarding_description = _start_onboarding(env)
+    api, site_url, api_description = _start_control_api(env, stripe.url, onboarding)
     proxy, proxy_description = _start_proxy(env)
-    return [operator, stripe.process, api, proxy], {
+    assert onboarding.process is not None
+    return [operator, stripe.process, onboarding.process, api, proxy], {
+        "onboarding": onboarding_description,
         "site": f"{site_url}/  (open it in a browser: the landing page, sign-up, the onboarding chat)",
         "proxy": proxy_description,
         "operator": f"metrics http://127.0.0.1:{metrics}/metrics, health http://127.0.0.1:{health}/healthz, "
@@ -127,15 +142,49 @@ def _start_services(env: Environment) -> tuple[list[ManagedProcess], dict[str, s
 _local_upstream: list[FakeKimi] = []
 
 
+def _local_stand_in() -> FakeKimi:
+    """The one local OpenAI-compatible stand-in of `make up` (the proxy's and the onboarding service's upstream)."""
+    if not _local_upstream:
+        stand_in = FakeKimi()
+        stand_in.start()
+        _local_upstream.append(stand_in)
+    return _local_upstream[0]
+
+
+def _start_onboarding(env: Environment) -> tuple[OnboardingProcess, str]:
+    """The onboarding service; Kimi when a key is given (CLAWHOST_ONBOARDING_LLM_API_KEY or _FILE), else the local
+    stand-in. Telegram's real Bot API unless CLAWHOST_ONBOARDING_TELEGRAM_API_BASE_URL says otherwise."""
+    given = {k: v for k, v in os.environ.items() if k.startswith("CLAWHOST_ONBOARDING_")}
+    if "CLAWHOST_ONBOARDING_LLM_API_KEY" in given or "CLAWHOST_ONBOARDING_LLM_API_KEY_FILE" in given:
+        base_url = given.get("CLAWHOST_ONBOARDING_LLM_BASE_URL", "https://api.moonshot.ai/v1")
+        key, model = given.get("CLAWHOST_ONBOARDING_LLM_API_KEY", ""), base_url
+    else:
+        base_url, key = f"http://127.0.0.1:{_local_stand_in().port}/v1", UPSTREAM_KEY
+        model = "a local OpenAI-compatible stand-in (set CLAWHOST_ONBOARDING_LLM_API_KEY to use Kimi)"
+    telegram = given.pop("CLAWHOST_ONBOARDING_TELEGRAM_API_BASE_URL", "https://api.telegram.org")
+    service = OnboardingProcess(
+        redis_url=env.redis.url,
+        llm_base_url=base_url,
+        telegram_api_root=telegram,
+        workdir=env.workdir,
+        extra=given,
+        llm_api_key=key,
+    )
+    service.start()
+    print("[up] onboarding service running", flush=True)
+    return service, (
+        f"{service.ws_url}  (internal: the control API relays /ws/onboarding to it; model: {model}; "
+        f"Bot API: {telegram}; log {service.log_path})"
+    )
+
+
 def _start_proxy(env: Environment) -> tuple[ManagedProcess, str]:
     """The token proxy as its ServiceAccount; upstream Kimi when a key is given, else a local stand-in."""
     upstream_env = {k: v for k, v in os.environ.items() if k.startswith("CLAWHOST_PROXY_UPSTREAM_")}
     if "CLAWHOST_PROXY_UPSTREAM_API_KEY" in upstream_env or "CLAWHOST_PROXY_UPSTREAM_API_KEY_FILE" in upstream_env:
         upstream = upstream_env.get("CLAWHOST_PROXY_UPSTREAM_BASE_URL", "https://api.moonshot.ai/v1 (default)")
     else:
-        stand_in = FakeKimi()
-        stand_in.start()
-        _local_upstream.append(stand_in)
+        stand_in = _local_stand_in()
         upstream_env = {
             "CLAWHOST_PROXY_UPSTREAM_BASE_URL": f"http://127.0.0.1:{stand_in.port}/v1",
             "CLAWHOST_PROXY_UPSTREAM_API_KEY": UPSTREAM_KEY,
@@ -173,6 +222,7 @@ def _describe(state: dict[str, str]) -> str:
             f"  operator     {state.get('operator', 'not started')}",
             f"  control API  {state.get('control_api', 'not started')}",
             f"  token proxy  {state.get('proxy', 'not started')}",
+            f"  onboarding   {state.get('onboarding', 'not started')}",
             f"  stripe       {state.get('stripe', 'not started')}",
             f"  redis        {state['redis_url']}",
             f"  postgres     {state['postgres_dsn']}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from clawhost_localcluster.waiting import eventually
 
@@ -105,6 +108,20 @@ def test_up_twice_then_down(cluster: object, tmp_path: Path) -> None:
         # The proxy learns the token's hash from the Customer watch: allow it the moment to arrive.
         eventually(answered, timeout=30, what="the proxy to answer alice")
         assert httpx.post(f"{proxy_url}/chat/completions", json=chat, timeout=10).status_code == 401
+
+        # The onboarding service `up` started: a conversation opens on its internal WebSocket with the credential
+        # the control API was given, and nothing opens without it.
+        onboarding_url = next(
+            line.split()[1] for line in first.stdout.splitlines() if line.strip().startswith("onboarding ")
+        )
+        internal = (run_dir / "data" / "onboarding-internal-token").read_text()
+        with connect(onboarding_url, additional_headers={"Authorization": f"Bearer {internal}"}) as websocket:
+            websocket.send(json.dumps({"type": "hello", "session_id": None, "language": "de", "client_ip": "::1"}))
+            session = json.loads(websocket.recv(timeout=30))
+        assert (session["type"], session["state"]) == ("session", "GATHERING_USE_CASE")
+        assert session["transcript"][0]["text"].startswith("Hallo!")
+        with pytest.raises(InvalidStatus), connect(onboarding_url):
+            pass
     finally:
         down = _cli(run_dir, "down")
     assert down.returncode == 0

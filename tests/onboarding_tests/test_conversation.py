@@ -94,6 +94,16 @@ async def test_happy_path_reaches_a_result_in_six_messages_with_the_token_kept_f
         assert holding == [f"{PREFIX}:bot-token:{session_id}"]
         assert bot.token.split(":")[1] not in onboarding.log()
         assert session_id not in onboarding.log()
+        assert onboarding.process is not None
+        records = onboarding.process.json_log()  # every line a JSON object
+        mine = [r for r in records if r.get("bot_username") == "bakery_helper_bot"]
+        assert [r["message"] for r in mine] == ["bot token accepted"]
+        assert {r["message"] for r in records if r.get("session") == mine[0]["session"]} >= {
+            "session started",
+            "telegram user seen",
+            "reply",
+            "result sent",
+        }
 
         # After the conversation: the control API's frames move it on.
         await client.send({"type": "checkout_created", "customer_name": "c-bakery", "url": "https://checkout.test/x"})
