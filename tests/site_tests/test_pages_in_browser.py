@@ -142,3 +142,28 @@ def test_inline_script_never_runs_under_the_csp(page: Page, site: SiteServer) ->
     assert page.evaluate("window.__inlineRan") is None
     violations = page.evaluate("window.__cspViolations")
     assert any(v.startswith("script-src") for v in violations), violations
+
+
+def test_too_many_attempts_are_refused_with_when_to_come_back(page: Page, site: SiteServer) -> None:
+    """The per-account limit as shipped (10 log-ins per 15 minutes): the 11th attempt, even with the right
+    password, is refused, and the message says to wait without saying which limit or whether the account exists."""
+    email = new_email()
+    sign_up(page, site, email)
+    page.context.clear_cookies()
+    page.goto(f"{site.url}/login")
+    for _ in range(10):
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill("not the password at all")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
+    page.get_by_label("Password").fill(PASSWORD)
+    with page.expect_response(lambda r: r.url.endswith("/login") and r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Log in").click()
+    assert answer.value.status == 429
+    assert int(answer.value.headers["retry-after"]) > 0
+    expect(page.get_by_role("alert")).to_have_text(
+        re.compile(r"Too many attempts\. For your account.s safety, wait \d+ minutes? and try again\.")
+    )
+    expect(page).to_have_url(f"{site.url}/login")
+    assert not [c for c in page.context.cookies() if c["name"] == "clawhost_session"]
+    assert_clean(page)
