@@ -21,6 +21,8 @@ from typing import Any
 import orjson
 
 from clawhost_api.customer import Customer
+from clawhost_api.entitlement import effective_tier
+from clawhost_api.usage import usage_period
 from clawhost_control_api.api.routes.agent import AgentView, view_of
 from clawhost_control_api.api.routes.usage import Usage, UsageUnavailableError, tokens_used, usage_of
 from clawhost_control_api.api.state import AppState
@@ -102,7 +104,7 @@ class _UsageWatch:
 
     def __init__(self, state: AppState) -> None:
         self.state = state
-        self.counter: int | None = None
+        self.counter: tuple[str, str, int] | None = None
         self.sent: dict[str, Any] | None = None
         self.catch_up = 0
         self.reachable = True
@@ -113,7 +115,12 @@ class _UsageWatch:
             return None
         customer = Customer.model_validate(raw)
         try:
-            counter = await tokens_used(self.state, customer)
+            # The period (a payment opens one) and the tier (its limit) matter as much as the count.
+            counter = (
+                usage_period(customer.status.billing).key,
+                effective_tier(customer.spec, customer.status.billing),
+                await tokens_used(self.state, customer),
+            )
             if counter != self.counter:
                 self.counter, self.catch_up = counter, LEDGER_CATCH_UP_TICKS
             elif self.catch_up == 0 and self.sent is not None:

@@ -15,8 +15,9 @@ from html import escape
 
 from clawhost_control_api.dashboard.usage_gauge import tokens
 
-WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 48, 8, 12, 28  # room for the axis labels
+# Narrow enough that its labels stay readable scaled down to a phone's width (the stylesheet caps it on desktops).
+WIDTH, HEIGHT = 400, 220
+LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 28  # room for the axis labels
 GRID_LINES = 4
 
 
@@ -74,7 +75,7 @@ def render_usage_chart(series: list[ChartDay], start: datetime, end: datetime, t
         parts.append(
             f'<text class="chart-label" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{tokens(value)}</text>'
         )
-    every = max(1, math.ceil(len(days) / 6))  # at most about six date labels, so they never overlap on a phone
+    every = max(1, math.ceil(len(days) / 4))  # at most about four date labels, so they never overlap
     for i, entry in enumerate(days):
         x = LEFT + slot * i + (slot - bar_w) / 2
         height = plot_h * entry.tokens / top
