@@ -26,7 +26,7 @@ from clawhost_control_api.db.migrations import migrate
 from clawhost_control_api.kube.cache import CustomerCache
 from clawhost_control_api.kube.client import KubeClient
 from clawhost_control_api.metrics import Metrics, MetricsServer, RequestMetrics
-from clawhost_control_api.web import pages
+from clawhost_control_api.web import dashboard_page, pages
 from clawhost_control_api.web.api_docs import docs_router
 from clawhost_control_api.web.browser_session import serves_https
 from clawhost_control_api.web.security_headers import SecurityHeaders
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs_router(app.openapi_url or "/openapi.json", title))
     app.include_router(pages.router)
     app.include_router(pages.token_router)
+    app.include_router(dashboard_page.router)
     app.mount(STATIC_PREFIX, VersionedStaticFiles(directory=STATIC), name="static")
     app.include_router(auth.router)
     app.include_router(webhooks.router)
