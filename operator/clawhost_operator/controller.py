@@ -146,6 +146,7 @@ class Operator:
             policy=children["policy"].get(name),
             service_account=children["serviceaccount"].get(name),
             deployment=children["deployment"].get(name),
+            pod=children["pod"].get(name),
             bot_secret=children["bot-secret"].get(bot_secret_name(customer.get("spec") or {})),
         )
         writer = self.reconciler.writer

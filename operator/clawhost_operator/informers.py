@@ -35,6 +35,7 @@ from clawhost_operator.children import (
     SECRET_NAME,
     SERVICE_ACCOUNT_NAME,
 )
+from clawhost_operator.gateway_pod import summarize_pod
 
 logger = logging.getLogger("clawhost.operator.informers")
 
@@ -76,6 +77,11 @@ def essential(obj: Obj, status: str) -> tuple[bytes, bytes]:
             kept["metadata"]["annotations"] = ours
         else:
             del kept["metadata"]["annotations"]
+    if status == "pod":  # only the gateway container's restarts and last exit, never the spec (its env names)
+        pod = {"metadata": {key: meta[key] for key in ("name", "namespace", "uid") if key in meta}}
+        pod["status"] = summarize_pod(obj)
+        essence = orjson.dumps(pod)
+        return essence, essence
     if status == "all" and obj.get("status"):
         kept["status"] = obj["status"]
     if status != "readiness":
@@ -103,10 +109,12 @@ def readiness_verdict(meta: Obj, status: Obj) -> tuple[bool, bool]:
 
 @dataclass(frozen=True)
 class ChildKind:
-    kind: str  # as in metrics and triggers: namespace, secret, quota, policy, deployment
+    kind: str  # as in metrics and triggers: namespace, secret, quota, policy, deployment, pod
     path: str  # the cluster-wide collection
     status: str  # see `essential`
-    name: str  # the name the operator gives it (the namespace's is the customer's namespace): others are ignored
+    # The name the operator gives it (the namespace's is the customer's namespace): others are ignored. "" for a
+    # namespaced kind: any name in the customer's namespace (its gateway pod, named by its ReplicaSet).
+    name: str
     namespaced: bool = True
     selector: str = SELECTOR
     by_name: bool = False  # keyed by the object's own name, not its customer label (bot-token Secrets)
@@ -169,7 +177,7 @@ class ChildCache:
             return None
         namespace = namespace_for(customer)
         if self.child.namespaced:
-            if meta.get("name") != self.child.name or meta.get("namespace") != namespace:
+            if (self.child.name and meta.get("name") != self.child.name) or meta.get("namespace") != namespace:
                 return None
         elif meta.get("name") != namespace:
             return None
@@ -191,8 +199,16 @@ class ChildCache:
         key = self._key(obj)
         if key is None:
             return
-        if event == "DELETED":
-            if self._items.pop(key, None) is not None:
+        meta = obj["metadata"]
+        unnamed = (
+            self.child.namespaced and not self.child.name and not self.child.by_name
+        )  # pods: their ReplicaSet names them
+        if event == "DELETED" or (unnamed and meta.get("deletionTimestamp")):
+            # Without a fixed name (pods) a customer's old pod may still be going while its new one runs: only the
+            # pod the cache holds leaves it.
+            held = self._items.get(key)
+            if held is not None and (not unnamed or orjson.loads(held[1])["metadata"].get("uid") == meta.get("uid")):
+                del self._items[key]
                 self.on_change(key, self.child.kind, None)
             return
         version = obj["metadata"]["resourceVersion"]
@@ -212,6 +228,7 @@ CHILD_KINDS = (
     ChildKind("policy", "/apis/networking.k8s.io/v1/networkpolicies", "none", POLICY_NAME),
     ChildKind("serviceaccount", "/api/v1/serviceaccounts", "none", SERVICE_ACCOUNT_NAME),
     ChildKind("deployment", "/apis/apps/v1/deployments", "readiness", GATEWAY_NAME),
+    ChildKind("pod", "/api/v1/pods", "pod", ""),
 )
 
 

@@ -36,6 +36,7 @@ from clawhost_operator.children import (
 )
 from clawhost_operator.compare import contains
 from clawhost_operator.effective import Decision, decide
+from clawhost_operator.gateway_pod import GatewayRun, explain, gateway_run
 from clawhost_operator.informers import readiness_verdict
 from clawhost_operator.kube_writer import KubeWriter
 from clawhost_operator.metrics import TRANSITIONS
@@ -60,6 +61,7 @@ class LiveView:
     policy: Obj | None = None
     service_account: Obj | None = None
     deployment: Obj | None = None
+    pod: Obj | None = None  # the gateway container's restarts and last exit (`gateway_pod.summarize_pod`)
     bot_secret: Obj | None = None
     # resourceVersions of the Customer written by this reconcile: versions the watch may still deliver that do
     # not yet show a status write made later in the same pass.
@@ -124,6 +126,7 @@ class Reconciler:
         # skipped instead of repeated. A newer version (anyone's write) is compared afresh.
         self._written: dict[tuple[str, str], tuple[frozenset[str | None], bytes]] = {}
         self._written_lock = threading.Lock()
+        self._restarts_seen: dict[str, int] = {}  # the gateway restarts last told per customer, by Event
         # When this process first found each status-less Customer still provisioning (see `_first_status_wait`).
         self._provisioning_since: dict[str, float] = {}
 
@@ -369,6 +372,11 @@ class Reconciler:
                 if ready
                 else ("Provisioning", "Provisioning", "waiting for the gateway pod to become Ready")
             )
+            run = gateway_run(view.pod)
+            told = explain(run, ready, tier.memory_limit)
+            if told is not None:
+                reason, message = told
+            self._tell_restarts(name, run, emit)
         else:
             phase, reason, message = "Suspended", decision.reason, decision.message
         self._observe(
@@ -391,6 +399,15 @@ class Reconciler:
                 inactive_telegram_ids=entitled.inactive_telegram_ids,
             ),
         )
+
+    def _tell_restarts(self, name: str, run: GatewayRun, emit: EmitEvent) -> None:
+        """One Warning Event per restart this process sees (the Ready condition tells the latest at all times)."""
+        with self._written_lock:
+            seen = self._restarts_seen.get(name, 0)
+            self._restarts_seen[name] = run.restarts
+        if run.restarts > seen:
+            why = "it ran out of memory" if run.out_of_memory else f"it ended: {run.last_reason}"
+            emit("Warning", "GatewayRestarted", f"the gateway was restarted ({run.restarts} in all); {why}")
 
     def _observe(self, view: LiveView, emit: EmitEvent, observation: Observation) -> None:
         customer = view.customer

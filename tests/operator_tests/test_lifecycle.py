@@ -464,3 +464,70 @@ def test_kubectl_shows_customers_by_short_name_category_and_columns(
     conditions = cluster.kubectl("explain", "customer.status.conditions").stdout
     assert "Ready, Reconciling and Stalled (kstatus conventions)." in conditions
     assert "One CamelCase word saying why." in conditions, "explain lists each sub-field with its description"
+
+
+def _report_gateway_exit(customers: CustomerFactory, name: str, reason: str, restarts: int, waiting: str) -> None:
+    """Write on the gateway pod what the kubelet writes when its container ended and is starting again (kwok's
+    pods never run: the real-node tests kill and starve real gateways)."""
+    pods = get_json(customers.cluster, "pods", "-n", namespace_for(name))
+    [pod] = [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
+    container = {
+        "name": "gateway",
+        "image": pod["spec"]["containers"][0]["image"],
+        "imageID": "",
+        "ready": False,
+        "started": False,
+        "restartCount": restarts,
+        "state": {"waiting": {"reason": waiting}},
+        "lastState": {
+            "terminated": {
+                "reason": reason,
+                "exitCode": 137,
+                "startedAt": "2026-12-01T10:00:00Z",
+                "finishedAt": "2026-12-01T10:05:00Z",
+            }
+        },
+    }
+    conditions = [{"type": "Ready", "status": "False"}, {"type": "ContainersReady", "status": "False"}]
+    patch = {"status": {"containerStatuses": [container], "conditions": conditions}}
+    customers.cluster.kubectl(
+        "patch",
+        "pod",
+        pod["metadata"]["name"],
+        "-n",
+        namespace_for(name),
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(patch),
+    )
+
+
+def test_a_gateway_out_of_memory_or_restarting_is_explained_on_the_customer(
+    operator: OperatorProcess, customers: CustomerFactory
+) -> None:
+    name = customers.create()
+    customers.wait_ready(name)
+    assert customers.condition(name)["message"] == "the gateway pod is Ready"  # type: ignore[index]
+    _report_gateway_exit(customers, name, "OOMKilled", 2, "CrashLoopBackOff")
+    customers.wait_for(
+        name, lambda c: _ready_reason(c) == "GatewayOutOfMemory", "the Ready condition to say GatewayOutOfMemory"
+    )
+    message = customers.condition(name)["message"]  # type: ignore[index]
+    assert "ran out of memory (its limit is 2Gi)" in message
+    assert "restarted 2 times" in message
+    assert "OOMKilled, exit code 137 at 2026-12-01T10:05:00Z" in message
+    warned = eventually(
+        lambda: [e for e in customers.events(name) if e["reason"] == "GatewayRestarted"], what="a Warning Event"
+    )
+    assert warned[0]["type"] == "Warning"
+    assert "ran out of memory" in warned[0]["message"]
+    _report_gateway_exit(customers, name, "Error", 3, "CrashLoopBackOff")
+    customers.wait_for(name, lambda c: _ready_reason(c) == "GatewayCrashLooping", "GatewayCrashLooping")
+
+
+def _ready_reason(customer: dict[str, Any]) -> str | None:
+    for condition in (customer.get("status") or {}).get("conditions") or []:
+        if condition["type"] == "Ready":
+            return str(condition["reason"])
+    return None
