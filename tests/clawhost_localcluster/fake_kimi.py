@@ -96,6 +96,7 @@ class FakeKimi:
         self.requests: list[dict[str, Any]] = []
         self.reported: list[tuple[str, dict[str, Any]]] = []  # (first message content, usage reported)
         self.port = 0
+        self.host = "127.0.0.1"
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self.closed_streams = 0
@@ -298,8 +299,10 @@ class FakeKimi:
         models = ("kimi-k2.5", "kimi-k2-thinking", "moonshot-v1-8k")
         return web.json_response({"object": "list", "data": [{"id": model, "object": "model"} for model in models]})
 
-    def start(self) -> None:
+    def start(self, host: str = "127.0.0.1") -> None:
+        """Serve on `host` (loopback by default; the node's address for a token proxy running in a pod)."""
         ready = threading.Event()
+        self.host = host
 
         async def serve() -> None:
             app = web.Application()
@@ -308,7 +311,7 @@ class FakeKimi:
             # "hang" requests never finish by themselves; a handler waiting on a call its caller closed is cancelled.
             self._runner = web.AppRunner(app, shutdown_timeout=1.0, handler_cancellation=True)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            site = web.TCPSite(self._runner, host, 0)
             await site.start()
             self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             ready.set()

@@ -79,6 +79,7 @@ class OperatorProcess:
     health_port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
     in_cluster_env: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)  # more CLAWHOST_OPERATOR_* settings
 
     def start(self) -> None:
         env = {key: value for key, value in os.environ.items() if key != "KUBECONFIG"}
@@ -89,6 +90,7 @@ class OperatorProcess:
             CLAWHOST_OPERATOR_RESYNC_SECONDS="5",
             CLAWHOST_OPERATOR_LOG_LEVEL="DEBUG",  # one line per reconcile: see reconciles_of
         )
+        env.update(self.settings)
         self.process = ManagedProcess(
             "operator", [sys.executable, "-m", "clawhost_operator"], self.workdir / "operator.log", env=env
         )
