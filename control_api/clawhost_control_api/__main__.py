@@ -32,6 +32,8 @@ def main() -> None:
         log_level="info",
         log_config=None,
         proxy_headers=False,
+        # The chat's own limit answers with an error frame; this one, well above it, drops what is far beyond.
+        ws_max_size=4 * settings.onboarding_max_frame_bytes,
     )
 
 

@@ -15,7 +15,17 @@ from redis.asyncio import Redis
 
 from clawhost_control_api.api.body_limit import BodyLimit
 from clawhost_control_api.api.rate_limits import RateLimiter
-from clawhost_control_api.api.routes import agent, agent_delete, agent_events, auth, billing, usage, webhooks
+from clawhost_control_api.api.routes import (
+    agent,
+    agent_delete,
+    agent_events,
+    auth,
+    billing,
+    local_checkout,
+    onboarding_socket,
+    usage,
+    webhooks,
+)
 from clawhost_control_api.api.routes.webhooks import STRIPE_WEBHOOK_PATH
 from clawhost_control_api.api.state import AppState
 from clawhost_control_api.core.config import Settings, get_settings
@@ -107,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agent_delete.router)
     app.include_router(usage.router)
     app.include_router(billing.router)
+    app.include_router(local_checkout.router)
+    app.include_router(onboarding_socket.router)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:

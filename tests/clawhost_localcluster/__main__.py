@@ -100,6 +100,8 @@ def _start_control_api(
         extra_env={
             "CLAWHOST_API_ONBOARDING_URL": onboarding.ws_url,
             "CLAWHOST_API_ONBOARDING_TOKEN_FILE": str(token_file),
+            # No real Stripe sends webhooks here: checkout links open a local page that sends the signed events.
+            "CLAWHOST_API_LOCAL_CHECKOUT": "true",
         },
     )
     print("[up] control API running", flush=True)

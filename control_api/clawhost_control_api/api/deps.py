@@ -37,21 +37,36 @@ class SignedIn:
     claims: TokenClaims
 
 
+class SessionRevokedError(InvalidTokenError):
+    """A well-signed access token of a session that was logged out or revoked."""
+
+
+async def sign_in_with(state: AppState, token: str) -> SignedIn:
+    """Who an access token speaks for: signature, claims and a live session (the routes' bearer and the chat's
+    `authenticate` frame alike), or InvalidTokenError."""
+    try:
+        claims = state.issuer.decode(token, "access")
+        user_id = uuid.UUID(claims.subject)
+        session_id = uuid.UUID(claims.session_id)
+    except ValueError:
+        raise InvalidTokenError("invalid token") from None
+    user = await accounts.session_user(state.pool, session_id, user_id)
+    if user is None:
+        raise SessionRevokedError("session revoked")
+    return SignedIn(user, claims)
+
+
 async def signed_in(
     state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> SignedIn:
     if credentials is None:
         raise _unauthorized("missing bearer token")
     try:
-        claims = state.issuer.decode(credentials.credentials, "access")
-        user_id = uuid.UUID(claims.subject)
-        session_id = uuid.UUID(claims.session_id)
-    except (InvalidTokenError, ValueError):
+        return await sign_in_with(state, credentials.credentials)
+    except SessionRevokedError:
+        raise _unauthorized("session revoked") from None
+    except InvalidTokenError:
         raise _unauthorized("invalid token") from None
-    user = await accounts.session_user(state.pool, session_id, user_id)
-    if user is None:
-        raise _unauthorized("session revoked")
-    return SignedIn(user, claims)
 
 
 async def current_user(session: Annotated[SignedIn, Depends(signed_in)]) -> accounts.User:

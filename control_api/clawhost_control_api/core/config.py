@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +73,46 @@ class Settings(BaseSettings):
     signup_per_account: RateLimit = RateLimit(count=5, seconds=3600)
     refresh_per_ip: RateLimit = RateLimit(count=60, seconds=60)
     refresh_per_account: RateLimit = RateLimit(count=30, seconds=60)
+    site_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) whose pages may open /ws/onboarding; empty: PUBLIC_URL's origin.",
+    )
+    chat_path: str = Field(default="/chat", description="The chat page: where an onboarding checkout returns to.")
+    onboarding_url: str = Field(
+        default="ws://onboarding.platform.svc.cluster.local:8095/v1/onboarding",
+        description="The onboarding service's internal WebSocket (never exposed; only this API connects).",
+    )
+    onboarding_internal_token: SecretStr = Field(
+        default=SecretStr(""), description="Bearer token the onboarding service requires of this API."
+    )
+    onboarding_token_file: Path | None = Field(
+        default=None,
+        description="A file holding that token (a mounted Secret; read at each connection, so a rotation is "
+        "picked up); wins over ONBOARDING_INTERNAL_TOKEN.",
+    )
+    onboarding_connect_timeout_seconds: float = Field(default=5, gt=0)
+    onboarding_max_frame_bytes: int = Field(
+        default=16 * 1024, gt=0, description="Largest browser frame on /ws/onboarding (an error frame beyond)."
+    )
+    onboarding_frame_rate: RateLimit = Field(
+        default=RateLimit(count=20, seconds=60), description="Browser frames per connection and window."
+    )
+    onboarding_idle_seconds: int = Field(
+        default=900, gt=0, description="A connection with no frame either way for this long is closed."
+    )
+    local_checkout: bool = Field(
+        default=False,
+        description="Local use only: checkout links point at this API, which completes them by sending itself "
+        "signed Stripe events. Never on where real Stripe sends webhooks.",
+    )
+
+
+def site_origins(settings: Settings) -> frozenset[str]:
+    """The origins allowed to open the chat's WebSocket: the setting, or the public URL's own."""
+    if settings.site_origins:
+        return frozenset(origin.rstrip("/").lower() for origin in settings.site_origins)
+    parts = urlsplit(settings.public_url)
+    return frozenset({f"{parts.scheme}://{parts.netloc}".lower()})
 
 
 def load_settings() -> Settings:

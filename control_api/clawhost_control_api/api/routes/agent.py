@@ -17,6 +17,7 @@ from clawhost_api.kube import KubeError
 from clawhost_api.tiers import ThinkingLevel, Tier, TierName, get_tier
 from clawhost_control_api.api.deps import CurrentUser, Kube, State
 from clawhost_control_api.api.errors import responses
+from clawhost_control_api.api.state import AppState
 from clawhost_control_api.db import accounts
 from clawhost_control_api.kube.client import API_MANAGER, DASHBOARD_MANAGER, KubeClient
 
@@ -81,9 +82,16 @@ class HeartbeatView(HeartbeatSettings):
     share_of_allowance: float = Field(description="That estimate as a fraction of the plan's monthly tokens.")
 
 
-class AgentCreate(BaseModel):
+def check_bot_token(value: str | None) -> str | None:
+    if value is not None and not _BOT_TOKEN.match(value):
+        raise ValueError("not a Telegram bot token (expected <digits>:<secret>)")
+    return value
+
+
+class AgentSettings(BaseModel):
+    """What a new agent is, but its bot token: the one shape both POST /agent and the onboarding chat create from."""
+
     tier: TierName
-    bot_token: str = Field(max_length=100, description="Telegram bot token from @BotFather.")
     allowed_user_ids: TelegramIds
     model: str | None = Field(default=None, max_length=100)
     thinking: ThinkingLevel | None = None
@@ -91,12 +99,11 @@ class AgentCreate(BaseModel):
 
     _ids = field_validator("allowed_user_ids")(_distinct)
 
-    @field_validator("bot_token")
-    @classmethod
-    def _token_format(cls, value: str) -> str:
-        if not _BOT_TOKEN.match(value):
-            raise ValueError("not a Telegram bot token (expected <digits>:<secret>)")
-        return value
+
+class AgentCreate(AgentSettings):
+    bot_token: str = Field(max_length=100, description="Telegram bot token from @BotFather.")
+
+    _token = field_validator("bot_token")(check_bot_token)
 
 
 class AgentUpdate(BaseModel):
@@ -115,12 +122,7 @@ class AgentUpdate(BaseModel):
 class BotTokenUpdate(BaseModel):
     bot_token: str = Field(max_length=100)
 
-    @field_validator("bot_token")
-    @classmethod
-    def _token_format(cls, value: str) -> str:
-        if not _BOT_TOKEN.match(value):
-            raise ValueError("not a Telegram bot token (expected <digits>:<secret>)")
-        return value
+    _token = field_validator("bot_token")(check_bot_token)
 
 
 class AgentView(BaseModel):
@@ -256,19 +258,31 @@ def owned_customer(state: State, user: accounts.User) -> dict[str, Any]:
 AGENT_ERRORS = responses(400, 401, 404, 409, 422, 502, 503)
 
 
-@router.post("/agent", status_code=status.HTTP_201_CREATED, responses=AGENT_ERRORS)
-async def create_agent(body: AgentCreate, user: CurrentUser, state: State, kube: Kube) -> AgentView:
-    """The user's link to a Customer name is written first, as a reservation (one agent per user, atomically);
-    it is an agent once that Customer exists. A POST that finds a reservation whose Customer does not exist (an
-    earlier POST lost the API server, or its process died in between) creates the Customer under that name."""
+async def create_agent_customer(
+    body: AgentSettings,
+    bot_token: str | None,
+    user: accounts.User,
+    state: AppState,
+    kube: KubeClient,
+    reserved_name: str | None = None,
+) -> dict[str, Any]:
+    """Create the user's one agent: the one way an agent comes to be (POST /agent and the onboarding chat).
+
+    The user's link to a Customer name is written first, as a reservation (one agent per user, atomically);
+    it is an agent once that Customer exists. A call that finds a reservation whose Customer does not exist (an
+    earlier call lost the API server, or its process died in between) creates the Customer under that name.
+    `reserved_name` is the name a caller chose beforehand (the chat keeps it with its session, so a repeated
+    result resumes the same agent); any other link of the user is an agent that exists already: 409.
+    `bot_token` None: the Secret holds it already (written by an earlier call for this name).
+    """
     _check_against_tier(get_tier(body.tier), body.allowed_user_ids, body.model, body.thinking)
     resumed = user.customer_name is not None
     if user.customer_name is not None:
-        if await _customer_exists(kube, user.customer_name):
+        if reserved_name not in (None, user.customer_name) or await _customer_exists(kube, user.customer_name):
             raise HTTPException(status.HTTP_409_CONFLICT, detail="you already have an agent")
         name = user.customer_name
     else:
-        name = f"c{uuid.uuid4().hex[:12]}"
+        name = reserved_name or f"c{uuid.uuid4().hex[:12]}"
         if not await accounts.link_customer(state.pool, user.id, name):
             raise HTTPException(status.HTTP_409_CONFLICT, detail="you already have an agent")
     secret = f"bot-{name}"
@@ -293,7 +307,8 @@ async def create_agent(body: AgentCreate, user: CurrentUser, state: State, kube:
         },
     }
     try:
-        await kube.apply_bot_token_secret(secret, BOT_TOKEN_KEY, body.bot_token)
+        if bot_token is not None:
+            await kube.apply_bot_token_secret(secret, BOT_TOKEN_KEY, bot_token)
         created = await kube.create_customer(customer)
     except KubeError as error:
         if error.status == 409 and resumed:  # a concurrent retry created it first
@@ -304,7 +319,13 @@ async def create_agent(body: AgentCreate, user: CurrentUser, state: State, kube:
         raise refused(error, "create the agent") from None
     if state.cache is not None:
         state.cache.remember(created)
-    return view_of(created)
+    return created
+
+
+@router.post("/agent", status_code=status.HTTP_201_CREATED, responses=AGENT_ERRORS)
+async def create_agent(body: AgentCreate, user: CurrentUser, state: State, kube: Kube) -> AgentView:
+    """Create the user's one agent (one per account; the bot token goes into its own Secret, never the Customer)."""
+    return view_of(await create_agent_customer(body, body.bot_token, user, state, kube))
 
 
 @router.get("/agent", responses=responses(401, 404))

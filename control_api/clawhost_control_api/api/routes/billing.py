@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
@@ -15,7 +17,10 @@ from clawhost_api.tiers import TierName
 from clawhost_control_api.api.deps import CurrentUser, State
 from clawhost_control_api.api.errors import responses
 from clawhost_control_api.api.routes.agent import owned_customer
+from clawhost_control_api.api.state import AppState
+from clawhost_control_api.billing import local_checkouts
 from clawhost_control_api.billing.events import SUBSCRIPTION_ENDED
+from clawhost_control_api.billing.local_checkouts import LOCAL_CHECKOUT_PATH
 
 router = APIRouter(tags=["billing"])
 
@@ -29,8 +34,18 @@ class SessionUrl(BaseModel):
     url: str
 
 
+CHECKOUT_LIFETIME = timedelta(hours=23)
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    id: str
+    url: str
+    expires_at: datetime
+
+
 @asynccontextmanager
-async def stripe_client(state: State) -> AsyncIterator[stripe.StripeClient]:
+async def stripe_client(state: AppState) -> AsyncIterator[stripe.StripeClient]:
     """A Stripe client for one call, its HTTP connections closed after it (a checkout is rare: nothing to keep)."""
     settings = state.settings
     if not settings.stripe_api_key.get_secret_value():
@@ -47,11 +62,17 @@ async def stripe_client(state: State) -> AsyncIterator[stripe.StripeClient]:
         await http.close_async()  # type: ignore[no-untyped-call]  # stripe leaves it unannotated
 
 
-@router.post(
-    "/billing/checkout", status_code=status.HTTP_201_CREATED, responses=responses(400, 401, 404, 409, 422, 502, 503)
-)
-async def create_checkout(body: CheckoutRequest, user: CurrentUser, state: State) -> SessionUrl:
-    customer = Customer.model_validate(owned_customer(state, user))
+async def open_checkout(
+    state: AppState,
+    customer: Customer,
+    email: str,
+    tier: TierName,
+    return_path: str,
+    idempotency_key: str | None = None,
+) -> CheckoutSession:
+    """A subscription-mode Checkout session for the Customer: the one way a checkout is opened (the dashboard's
+    POST /billing/checkout and the onboarding chat). 409 while a subscription is live. With the local checkout
+    setting the link points at this API's own completion page instead of Stripe's (see local_checkout.py)."""
     if customer.spec.billing.mode != "stripe":
         raise HTTPException(status.HTTP_409_CONFLICT, detail="this agent is not billed through Stripe")
     billing = customer.status.billing
@@ -63,13 +84,16 @@ async def create_checkout(body: CheckoutRequest, user: CurrentUser, state: State
             detail=f"this agent already has a {billing.state} subscription: manage it in the billing portal"
             " (POST /billing/portal)",
         )
-    tier = body.tier or customer.spec.tier
     price = state.settings.stripe_price_ids.get(tier)
     if not price:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"no Stripe price configured for {tier}")
     name = customer.metadata.name
     metadata = {"customer_name": name, "tier": tier}
     base = state.settings.public_url.rstrip("/")
+    separator = "&" if "?" in return_path else "?"
+    # Set rather than read back: Stripe keeps it as asked (30 min to 24 h), and the chat re-sends a link only
+    # while it is good.
+    expires_at = datetime.now(UTC).replace(microsecond=0) + CHECKOUT_LIFETIME
     try:
         async with stripe_client(state) as client:
             session = await client.v1.checkout.sessions.create_async(
@@ -81,17 +105,34 @@ async def create_checkout(body: CheckoutRequest, user: CurrentUser, state: State
                     **(
                         {"customer": billing.customer_id}
                         if billing and billing.customer_id
-                        else {"customer_email": user.email}
+                        else {"customer_email": email}
                     ),
                     "metadata": metadata,
                     "subscription_data": {"metadata": metadata},
-                    "success_url": f"{base}/dashboard?checkout=success",
-                    "cancel_url": f"{base}/dashboard?checkout=cancelled",
-                }
+                    "success_url": f"{base}{return_path}{separator}checkout=success",
+                    "cancel_url": f"{base}{return_path}{separator}checkout=cancelled",
+                    "expires_at": int(expires_at.timestamp()),
+                },
+                options={"idempotency_key": idempotency_key} if idempotency_key else None,
             )
     except stripe.StripeError:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail="Stripe refused to create a checkout session") from None
-    return SessionUrl(id=session.id, url=str(session.url))
+    url = str(session.url)
+    if state.settings.local_checkout:
+        local_id = await local_checkouts.record(
+            state.pool, name, tier, billing.customer_id if billing else None, f"{base}{return_path}"
+        )
+        url = f"{base}{LOCAL_CHECKOUT_PATH}/{local_id}"
+    return CheckoutSession(id=session.id, url=url, expires_at=expires_at)
+
+
+@router.post(
+    "/billing/checkout", status_code=status.HTTP_201_CREATED, responses=responses(400, 401, 404, 409, 422, 502, 503)
+)
+async def create_checkout(body: CheckoutRequest, user: CurrentUser, state: State) -> SessionUrl:
+    customer = Customer.model_validate(owned_customer(state, user))
+    session = await open_checkout(state, customer, user.email, body.tier or customer.spec.tier, "/dashboard")
+    return SessionUrl(id=session.id, url=session.url)
 
 
 class PortalRequest(BaseModel):
