@@ -57,7 +57,7 @@ checkout would (checkout.session.completed, invoice.paid) to this API's webhook.
 @router.post(
     f"{LOCAL_CHECKOUT_PATH}/{{checkout_id}}",
     status_code=status.HTTP_303_SEE_OTHER,
-    responses=responses(404, 409, 502),
+    responses=responses(404, 409, 502, 503),
 )
 async def complete_local_checkout(checkout_id: str, request: Request, state: State) -> RedirectResponse:
     """Deliver `checkout.session.completed` and `invoice.paid`, signed with the webhook secret, to the real webhook
