@@ -1,7 +1,5 @@
-"""/ws/onboarding on the control API as a real process: Origin, limits, and following provisioning from the Customer
-cache on a reconnect (the onboarding service stopped: progress does not depend on it).
-
-The whole conversation through the real onboarding service is in tests/onboarding_tests."""
+"""/ws/onboarding on the control API as a real process with its onboarding service down: Origin, limits, and whose
+progress a connection may follow. The whole journey, with the service and the operator, is in tests/journey_tests."""
 
 from __future__ import annotations
 
@@ -10,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -24,7 +21,7 @@ from clawhost_control_api.main import create_app
 from clawhost_localcluster.control_api_process import ControlApiProcess, StartApi
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.onboarding_chat import ChatClient
-from clawhost_localcluster.platform import CustomerFactory, OperatorProcess
+from clawhost_localcluster.platform import CustomerFactory
 from clawhost_localcluster.processes import free_port
 from clawhost_localcluster.stripe_mock import StripeMock
 
@@ -101,10 +98,9 @@ def journey_api(
     start_api: StartApi,
     api_kubeconfig: Path,
     stripe_mock: StripeMock,
-    operator: OperatorProcess,
     customer_crd: Cluster,
 ) -> ControlApiProcess:
-    """The control API process with local checkout on, beside the real operator; the onboarding service is down."""
+    """The control API process with local checkout on; the onboarding service is down."""
     return start_api(
         kubeconfig=str(api_kubeconfig),
         stripe_api_key="sk_test_123",
@@ -150,43 +146,6 @@ def _journey(client: TestClient, user: uuid.UUID, session: str, result: Onboardi
     assert kube is not None
     assert client.portal is not None
     return client.portal.call(lambda: agent_and_checkout(state, kube, user, session, result))
-
-
-def test_a_reconnect_follows_provisioning_to_live_from_the_cache(
-    journey_api: ControlApiProcess, in_process: TestClient, customers: CustomerFactory
-) -> None:
-    user, token = _account(in_process)
-    session = f"s-{uuid.uuid4().hex}"
-    agent = OnboardedAgent.model_validate({"tier": "pro", "bot_token": TOKEN, "allowed_user_ids": [987654321]})
-    result = OnboardingResult(agent=agent, billing_mode="stripe", bot_username="my_helper_bot")
-    made = _journey(in_process, user, session, result)
-    customers.created.append(made.customer_name)
-    assert made.checkout_url.startswith(f"{journey_api.url}/local-checkout/")
-
-    # The page was closed after the checkout link; it comes back (same session, signed in).
-    chat = ChatClient.open(journey_api.url, origin=SITE)
-    chat.hello(session_id=session, access_token=token)
-    assert chat.next()["code"] == "internal", "the assistant is down, and says so"
-    paid = httpx.post(made.checkout_url, follow_redirects=False, timeout=30)
-    assert paid.status_code == 303, paid.text
-    assert paid.headers["location"].startswith(f"{journey_api.url}/start?checkout=success")
-    live = chat.until(lambda f: f.get("phase") == "live", timeout=120, what="the agent live")
-    assert live == {
-        "type": "provisioning",
-        "phase": "live",
-        "text": "Your agent is live: message @my_helper_bot on Telegram.",
-        "bot_username": "my_helper_bot",
-    }
-    phases = [f["phase"] for f in chat.seen if f["type"] == "provisioning"]
-    assert phases == ["payment_received", "starting", "live"], "each step once, in order"
-    chat.close()
-
-    # Reconnecting after it is live: where it stands, once.
-    again = ChatClient.open(journey_api.url, origin=SITE)
-    again.hello(session_id=session, access_token=token)
-    assert again.next()["code"] == "internal"
-    assert again.next()["phase"] == "live"
-    again.close()
 
 
 def test_only_the_sessions_account_sees_its_progress(

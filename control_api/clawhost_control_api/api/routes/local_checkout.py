@@ -5,9 +5,10 @@ from __future__ import annotations
 import html
 import json
 import logging
+from typing import Annotated
 
 import httpx
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from clawhost_control_api.api.deps import State
@@ -16,13 +17,17 @@ from clawhost_control_api.api.routes.webhooks import STRIPE_WEBHOOK_PATH
 from clawhost_control_api.billing import local_checkouts
 from clawhost_control_api.billing.local_checkouts import LOCAL_CHECKOUT_PATH, LocalCheckout
 
-router = APIRouter(tags=["local checkout"])
+# Not part of the API a deployment offers (off there): kept out of the OpenAPI document.
+router = APIRouter(tags=["local checkout"], include_in_schema=False)
 log = logging.getLogger(__name__)
 
 _OFF = (
     "local checkout completion is off: payments complete on Stripe's checkout page "
     "(CLAWHOST_API_LOCAL_CHECKOUT=true turns it on, for local use only)"
 )
+
+
+CheckoutId = Annotated[str, Path(pattern=r"^lcs_[A-Za-z0-9_-]{8,64}$", description="The local checkout's id.")]
 
 
 async def _checkout(state: State, checkout_id: str) -> LocalCheckout:
@@ -34,8 +39,8 @@ async def _checkout(state: State, checkout_id: str) -> LocalCheckout:
     return checkout
 
 
-@router.get(f"{LOCAL_CHECKOUT_PATH}/{{checkout_id}}", response_class=HTMLResponse, responses=responses(404))
-async def local_checkout_page(checkout_id: str, state: State) -> HTMLResponse:
+@router.get(f"{LOCAL_CHECKOUT_PATH}/{{checkout_id}}", response_class=HTMLResponse, responses=responses(404, 422))
+async def local_checkout_page(checkout_id: CheckoutId, state: State) -> HTMLResponse:
     """A page standing in for Stripe's checkout: one button completes the payment (no money moves)."""
     checkout = await _checkout(state, checkout_id)
     tier = html.escape(checkout.tier)
@@ -57,9 +62,9 @@ checkout would (checkout.session.completed, invoice.paid) to this API's webhook.
 @router.post(
     f"{LOCAL_CHECKOUT_PATH}/{{checkout_id}}",
     status_code=status.HTTP_303_SEE_OTHER,
-    responses=responses(404, 409, 502, 503),
+    responses=responses(404, 409, 422, 502, 503),
 )
-async def complete_local_checkout(checkout_id: str, request: Request, state: State) -> RedirectResponse:
+async def complete_local_checkout(checkout_id: CheckoutId, request: Request, state: State) -> RedirectResponse:
     """Deliver `checkout.session.completed` and `invoice.paid`, signed with the webhook secret, to the real webhook
     endpoint (this app, its whole middleware stack), then return to where Stripe would send the buyer."""
     checkout = await _checkout(state, checkout_id)
