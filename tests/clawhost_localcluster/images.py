@@ -5,6 +5,7 @@ a containerd."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -28,9 +29,25 @@ def _ensure(name: str, assemble: Callable[[Path], Image], root: Path | None) -> 
     image = assemble(base)
     log(f"{name}: writing {image.reference} (hashes every file; an unchanged image is reused)")
     archive = write_image(image, base / "images")
+    _remove_older_archives(archive)
     size = archive.path.stat().st_size
     log(f"{name}: {archive.reference} ready, {size / 1e6:.0f} MB, in {time.monotonic() - started:.0f}s")
     return archive
+
+
+def _remove_older_archives(current: ImageArchive) -> None:
+    """Earlier tars of the same reference (inputs since changed): hundreds of MB each, never read again."""
+    for digests in current.path.parent.glob("*.json"):
+        if digests.stem == current.path.stem:
+            continue
+        try:
+            reference = json.loads(digests.read_text()).get("reference")
+        except (OSError, ValueError):
+            continue
+        if reference == current.reference:
+            digests.with_suffix(".tar").unlink(missing_ok=True)
+            digests.unlink(missing_ok=True)
+            log(f"removed the superseded {digests.with_suffix('.tar').name} of {reference}")
 
 
 def ensure_gateway_image(root: Path | None = None) -> ImageArchive:
