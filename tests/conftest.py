@@ -19,6 +19,7 @@ from clawhost_localcluster.environment import (
     running_redis,
     scratch_dir,
 )
+from clawhost_localcluster.node_environment import RealNodeCluster, RealNodeHolder
 from clawhost_localcluster.pki import write_jwt_keys
 from clawhost_localcluster.platform import (
     CustomerFactory,
@@ -66,6 +67,20 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture(scope="session")
 def postgres_dsn(postgres_server: PostgresServer) -> str:
     return postgres_server.dsn
+
+
+@pytest.fixture(scope="session")
+def real_node_holder(session_dir: Path) -> Iterator[RealNodeHolder]:
+    holder = RealNodeHolder(session_dir / "real-node")
+    yield holder
+    holder.release()
+
+
+@pytest.fixture
+def real_node_cluster(real_node_holder: RealNodeHolder) -> RealNodeCluster:
+    """A cluster of its own whose only node is real (containerd, kubelet, kube-proxy, kube-router, CoreDNS), started
+    on first use and kept for the session; mark tests that use it `node`."""
+    return real_node_holder.get()
 
 
 @pytest.fixture

@@ -277,32 +277,42 @@ class _NcaRecipe(_Recipe):
 
 
 PAUSE_SOURCE = Path(__file__).resolve().parents[2] / "images" / "pause"
+NETTEST_SOURCE = Path(__file__).with_name("nettest")
 
 
-class _PauseRecipe(_Recipe):
-    """Our pause program (images/pause): static, no dependencies beyond the Go standard library."""
+@dataclass(frozen=True)
+class _LocalGoRecipe(_Recipe):
+    """One of our own small Go programs (the standard library only), built static."""
+
+    name: str
+    source: Path
 
     def __call__(self, scratch: Path, env: dict[str, str]) -> None:
         src = scratch / "src"
-        shutil.copytree(PAUSE_SOURCE, src)
+        shutil.copytree(self.source, src)
         _run(
-            "pause: compile",
-            ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(scratch / "bin" / "pause"), "."],
+            f"{self.name}: compile",
+            ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(scratch / "bin" / self.name), "."],
             src,
             env,
         )
 
 
-def ensure_pause(root: Path | None = None) -> Path:
-    """The pause binary, built once per version of its source (a few seconds)."""
+def ensure_local_program(name: str, source: Path, root: Path | None = None) -> Path:
+    """Our Go program in `source`, built once per version of its source (a few seconds)."""
     if shutil.which("go") is None:
         raise BuildError("the Go toolchain is not on PATH; install Go 1.25 or newer")
-    source = hashlib.sha256()
-    for path in sorted(PAUSE_SOURCE.iterdir()):
-        source.update(path.name.encode() + b"\0" + path.read_bytes())
-    target = (root or cache_root()) / f"pause-{source.hexdigest()[:12]}"
-    _build_into(target, ["pause"], _PauseRecipe())
-    return target / "bin" / "pause"
+    digest = hashlib.sha256()
+    for path in sorted(source.iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    target = (root or cache_root()) / f"{name}-{digest.hexdigest()[:12]}"
+    _build_into(target, [name], _LocalGoRecipe(name, source))
+    return target / "bin" / name
+
+
+def ensure_pause(root: Path | None = None) -> Path:
+    """The pause binary (images/pause)."""
+    return ensure_local_program("pause", PAUSE_SOURCE, root)
 
 
 def ensure_nca(root: Path | None = None) -> Path:

@@ -3,6 +3,7 @@ so it never touches (or needs) a containerd the machine may run, and removing th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from clawhost_localcluster.processes import ManagedProcess, StartupError, wait_u
 # Debian's containernetworking-plugins; read in place, so nothing is written to /opt/cni.
 CNI_BIN_DIR = Path("/usr/lib/cni")
 NAMESPACE = "k8s.io"
+SOCKET_ROOT = Path("/run/clawhost-containerd")
 
 
 def _toml_string(value: str) -> str:
@@ -32,7 +34,8 @@ class ContainerdLayout:
 
     @property
     def socket(self) -> Path:
-        return self.root / "run" / "containerd.sock"
+        # Unix socket paths are limited to ~104 bytes, so the socket lives under a short per-instance name.
+        return SOCKET_ROOT / hashlib.sha256(str(self.root).encode()).hexdigest()[:12] / "containerd.sock"
 
     @property
     def data(self) -> Path:
@@ -59,7 +62,14 @@ def write_config(layout: ContainerdLayout, sandbox_image: str) -> None:
     """containerd 1.6's config for the kubelet's CRI: runc with cgroupfs (this VM has cgroup v1 and no systemd),
     overlayfs, CNI from the Debian plugins, and `restrict_oom_score_adj` because the VM lacks CAP_SYS_RESOURCE:
     without it runc fails to lower a container's oom_score_adj below containerd's own."""
-    for directory in (layout.data, layout.state, layout.runc_root, layout.cni_conf_dir, layout.root / "opt"):
+    for directory in (
+        layout.data,
+        layout.state,
+        layout.runc_root,
+        layout.cni_conf_dir,
+        layout.root / "opt",
+        layout.socket.parent,
+    ):
         directory.mkdir(parents=True, exist_ok=True)
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     lines = [
@@ -119,6 +129,10 @@ def ctr(layout: ContainerdLayout, *args: str, check: bool = True) -> subprocess.
     if check and result.returncode != 0:
         raise StartupError(f"ctr {' '.join(args)} failed: {result.stderr.strip()}")
     return result
+
+
+def remove_socket_dir(layout: ContainerdLayout) -> None:
+    shutil.rmtree(layout.socket.parent, ignore_errors=True)
 
 
 def start_containerd(layout: ContainerdLayout, sandbox_image: str) -> ManagedProcess:

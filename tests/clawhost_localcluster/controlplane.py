@@ -21,6 +21,7 @@ FAKE_NODE_COUNT = 4
 # Each fake node holds 500 pods of the largest tier; together they exceed 1,000 customers' worth.
 FAKE_NODE_CAPACITY = {"cpu": "2000", "memory": "4Ti", "pods": "1000", "ephemeral-storage": "10Ti"}
 SERVICE_CIDR = "10.0.0.0/16"
+KWOK_NODE_SELECTOR = "type=kwok"
 
 _ADMISSION_PLUGINS = (
     "NamespaceLifecycle,LimitRanger,ServiceAccount,PodSecurity,ResourceQuota,DefaultStorageClass,"
@@ -109,6 +110,7 @@ class ControlPlane:
 
     binaries: Binaries
     workdir: Path
+    fake_nodes: int = FAKE_NODE_COUNT  # kwok's nodes; 0 starts no kwok (a cluster whose only node is real)
     processes: list[ManagedProcess] = field(default_factory=list)
     kubeconfig: Path = field(init=False)
     server: str = field(init=False)
@@ -142,6 +144,37 @@ class ControlPlane:
         if check and result.returncode != 0:
             raise StartupError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
+
+    def _start_kwok(self) -> None:
+        kwok = self._spawn(
+            "kwok",
+            [
+                str(self.binaries.kwok),
+                f"--kubeconfig={self.kubeconfig}",
+                # Only its own fake nodes: a real node in the same cluster is the kubelet's.
+                f"--manage-nodes-with-label-selector={KWOK_NODE_SELECTOR}",
+                "--cidr=10.244.0.0/16",
+                "--node-ip=10.0.255.1",
+                "--node-lease-duration-seconds=40",
+            ],
+        )
+        nodes = {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [_fake_node(f"kwok-node-{index}") for index in range(self.fake_nodes)],
+        }
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(nodes))
+
+        def nodes_ready() -> bool:
+            listing = json.loads(self.kubectl("get", "nodes", "-o", "json").stdout)
+            ready = [
+                node
+                for node in listing["items"]
+                if any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
+            ]
+            return len(ready) >= self.fake_nodes
+
+        wait_until("kwok nodes to be Ready", nodes_ready, 60, kwok, interval=0.3)
 
     def start(self) -> None:
         started = time.monotonic()
@@ -212,6 +245,10 @@ class ControlPlane:
                 # The operator's policy that gives every new Customer its finalizer (beta in 1.34-1.35, GA in 1.36).
                 "--feature-gates=MutatingAdmissionPolicy=true",
                 "--runtime-config=admissionregistration.k8s.io/v1beta1=true",
+                # For a real node's logs, exec and port-forward (kwok nodes never get these calls).
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+                f"--kubelet-client-certificate={pki.admin_cert}",
+                f"--kubelet-client-key={pki.admin_key}",
                 "--v=0",
             ],
         )
@@ -262,34 +299,8 @@ class ControlPlane:
                 f"--cert-dir={self.workdir / 'sched-certs'}",
             ],
         )
-        kwok = self._spawn(
-            "kwok",
-            [
-                str(self.binaries.kwok),
-                f"--kubeconfig={self.kubeconfig}",
-                "--manage-all-nodes=true",
-                "--cidr=10.244.0.0/16",
-                "--node-ip=10.0.255.1",
-                "--node-lease-duration-seconds=40",
-            ],
-        )
-        nodes = {
-            "apiVersion": "v1",
-            "kind": "List",
-            "items": [_fake_node(f"kwok-node-{index}") for index in range(FAKE_NODE_COUNT)],
-        }
-        self.kubectl("apply", "-f", "-", stdin=json.dumps(nodes))
-
-        def nodes_ready() -> bool:
-            listing = json.loads(self.kubectl("get", "nodes", "-o", "json").stdout)
-            ready = [
-                node
-                for node in listing["items"]
-                if any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
-            ]
-            return len(ready) >= FAKE_NODE_COUNT
-
-        wait_until("kwok nodes to be Ready", nodes_ready, 60, kwok, interval=0.3)
+        if self.fake_nodes:
+            self._start_kwok()
 
         def default_service_account() -> bool:
             return self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0
@@ -297,7 +308,7 @@ class ControlPlane:
         wait_until(
             "the default ServiceAccount (controller-manager running)", default_service_account, 60, self.processes[2]
         )
-        _log(f"control plane ready: {FAKE_NODE_COUNT} kwok nodes Ready ({time.monotonic() - started:.1f}s)")
+        _log(f"control plane ready: {self.fake_nodes} kwok nodes Ready ({time.monotonic() - started:.1f}s)")
 
     def check_alive(self) -> None:
         """Raise with the log of any component that has died."""

@@ -154,3 +154,25 @@ def write_jwt_keys(directory: Path) -> JwtKeys:
         private_key=key,
         public_pem=public_pem,
     )
+
+
+def issue_client_cert(pki: Pki, directory: Path, name: str, common_name: str, organization: str) -> tuple[Path, Path]:
+    """A client certificate (CN, O) signed by the cluster CA, as `name`.crt/.key in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError("the cluster CA key is not an EC key")
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue(
+        _name(common_name, organization),
+        key.public_key(),
+        ca_cert.subject,
+        ca_key,
+        is_ca=False,
+        usage=[x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH],
+    )
+    return (
+        _write(directory / f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM)),
+        _write(directory / f"{name}.key", _key_pem(key), private=True),
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clawhost_localcluster.containerd import ContainerdLayout, ctr, start_containerd
+from clawhost_localcluster.containerd import ContainerdLayout, ctr, remove_socket_dir, start_containerd
 from clawhost_localcluster.node_cleanup import unmount_under
 from clawhost_localcluster.oci import import_image
 from clawhost_localcluster.pause_image import PAUSE_IMAGE, pause_image
@@ -32,6 +32,7 @@ def containerd(tmp_path: Path) -> Iterator[ContainerdLayout]:
             ctr(layout, "containers", "delete", container, check=False)
         process.stop()
         unmount_under(tmp_path)
+        remove_socket_dir(layout)
 
 
 def test_pause_image_imports_under_its_name_and_runs(containerd: ContainerdLayout) -> None:

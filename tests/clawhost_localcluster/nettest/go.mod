@@ -1,0 +1,3 @@
+module clawhost.local/nettest
+
+go 1.25
