@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 UV ?= uv
 export UV_LINK_MODE := copy
 export DEBIAN_FRONTEND := noninteractive
-APT_PACKAGES := redis-server postgresql nix-bin containerd runc containernetworking-plugins iptables nftables ipset conntrack tini python3.11 ca-certificates
+APT_PACKAGES := redis-server postgresql nix-bin containerd runc containernetworking-plugins iptables nftables ipset conntrack tini python3.11 ca-certificates binutils
 BENCH_APT_PACKAGES := wrk
 # Browser tests: Debian's Chromium (Playwright's own browser download does not work here) and a CJK font for chats
 # in Chinese or Japanese; axe-core comes from npm (Debian's npm when no npm is on PATH).

@@ -32,10 +32,10 @@ def _check_integrity(tarball: Path, integrity: str) -> None:
 
 
 def ensure_node(description: GatewayDescription, root: Path | None = None) -> Path:
-    """The pinned Node release from npm (`bin/node`, `include/node` for native addons), checked against the
-    pinned integrity; cached by version. Returns the package directory."""
+    """The pinned Node release from npm (`bin/node`, stripped; `include/node` for native addons), checked against
+    the pinned integrity; cached by version. Returns the package directory."""
     pin = description.pins.node
-    target = (root or cache_root()) / f"node-{pin.version}"
+    target = (root or cache_root()) / f"node-{pin.version}-stripped"
 
     def fetch(scratch: Path) -> None:
         spec = f"{pin.npm_package}@{pin.version}"
@@ -43,15 +43,15 @@ def ensure_node(description: GatewayDescription, root: Path | None = None) -> Pa
             f"node: npm pack {spec}",
             ["npm", "pack", spec, "--pack-destination", str(scratch)],
             scratch,
-            {
-                **_npm_env(None),
-            },
+            _npm_env(None),
         )
         (tarball,) = scratch.glob("*.tgz")
         _check_integrity(tarball, pin.integrity)
         with tarfile.open(tarball) as archive:
             archive.extractall(scratch, filter="tar")
         tarball.unlink()
+        # The release ships its symbol tables (18 MB of 127); nixpkgs strips its nodejs the same way.
+        _run("node: strip", ["strip", str(scratch / "package" / "bin" / "node")], scratch, dict(os.environ))
 
     package = cached_directory(target, fetch) / "package"
     found = subprocess.run([str(package / "bin" / "node"), "--version"], capture_output=True, text=True, check=True)
