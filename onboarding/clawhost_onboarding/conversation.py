@@ -12,19 +12,18 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, mess
 from langchain_openai import ChatOpenAI
 from pydantic import ValidationError
 
+from clawhost_api.onboarding import AgentRequest, OnboardingResult
 from clawhost_api.tiers import get_tier
 from clawhost_onboarding import bot_token, texts
 from clawhost_onboarding.agent import TokenBudgetSpentError, Turn, UpstreamUnavailableError
 from clawhost_onboarding.frames import (
     INCOMING,
     AgentCreationFailed,
-    AgentRequest,
     Authenticated,
     CheckoutCreated,
     ErrorCode,
     Hello,
     Message,
-    OnboardingResult,
     Provisioning,
     Retry,
     SecretWritten,

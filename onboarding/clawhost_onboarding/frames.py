@@ -6,10 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from clawhost_api.tiers import TierName
 from clawhost_onboarding.session import Line
 from clawhost_onboarding.states import State
-from clawhost_onboarding.tiers import Activity
 
 
 class _In(BaseModel):
@@ -105,29 +103,3 @@ def session_frame(
 
 def error_frame(code: ErrorCode, message: str, retryable: bool) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message, "retryable": retryable}
-
-
-class AgentRequest(BaseModel):
-    """The body of the control API's `POST /agent`, so the agent is created by the one code path."""
-
-    tier: TierName
-    bot_token: str | None  # None once the control API reported the Secret written
-    allowed_user_ids: list[int] = Field(min_length=1, max_length=10)
-    model: str | None = None
-    thinking: str | None = None
-    heartbeat: dict[str, Any] | None = None
-
-
-class OnboardingResult(BaseModel):
-    """What the conversation gathered, as the control API needs it. Every field is written by code from a tool's
-    checked arguments, the Bot API's answers or the tiers file: the model never produces a price or a billing mode."""
-
-    agent: AgentRequest
-    billing_mode: Literal["stripe"] = "stripe"
-    price_cents: int
-    bot_username: str
-    bot_id: int
-    telegram_user_first_name: str
-    use_case: str
-    language: str
-    activity: Activity | None

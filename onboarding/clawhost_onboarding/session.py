@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from clawhost_api.onboarding import Activity
 from clawhost_api.tiers import TierName
 from clawhost_onboarding.states import State, advance
-from clawhost_onboarding.tiers import Activity
 
 
 class Line(BaseModel):

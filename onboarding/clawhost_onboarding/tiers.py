@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
+from clawhost_api.onboarding import Activity
 from clawhost_api.tiers import TIER_ORDER, Tier, TierName, load_tiers
-
-Activity = Literal["occasional", "daily", "heavy"]
-ACTIVITIES: tuple[Activity, ...] = ("occasional", "daily", "heavy")
 
 
 def recommend(activity: Activity | None, telegram_users: int | None) -> TierName:

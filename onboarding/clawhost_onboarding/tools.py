@@ -9,11 +9,11 @@ from typing import Literal
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
+from clawhost_api.onboarding import Activity
 from clawhost_api.tiers import TierName, get_tier
 from clawhost_onboarding import tiers
 from clawhost_onboarding.session import Session, TelegramUser
 from clawhost_onboarding.states import State
-from clawhost_onboarding.tiers import Activity
 
 
 class UseCaseArgs(BaseModel):

@@ -7,8 +7,10 @@ import json
 from typing import Any
 
 import pytest
+import redis
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from clawhost_api.onboarding import OnboardingResult
 from clawhost_api.tiers import get_tier
 from clawhost_localcluster.fake_kimi import FakeKimi, Step, ToolCall
 from clawhost_localcluster.onboarding_process import OnboardingClient, OnboardingProcess
@@ -80,6 +82,11 @@ async def test_happy_path_reaches_a_result_in_six_messages_with_the_token_kept_f
         )
         assert body["language"] == "en"
         assert body["activity"] == "daily"
+        assert OnboardingResult.model_validate(body).agent.tier == "pro"  # the type the control API reads it with
+        # Kept for a day from the last activity, the token exactly as long (and deleted sooner: below).
+        ttls = {key: redis.Redis.from_url(redis_server.url).ttl(key) for key in redis_values(redis_server.url)}
+        assert 86_000 < ttls[f"{PREFIX}:session:{session_id}"] <= 86_400
+        assert 86_000 < ttls[f"{PREFIX}:bot-token:{session_id}"] <= 86_400
 
         # The token: never in what the model got, in the stored conversation, or in the log.
         sent_to_model = json.dumps([r for r in kimi.requests if talk.tag in json.dumps(r)])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from clawhost_api.onboarding import Activity
 from clawhost_api.tiers import get_tier
 from clawhost_onboarding import bot_token, tiers
 from clawhost_onboarding.frames import INCOMING, Hello
@@ -62,7 +63,7 @@ def test_ordinary_text_is_left_alone(text: str) -> None:
     ],
 )
 def test_the_recommendation_follows_use_and_the_files_telegram_allowances(
-    activity: tiers.Activity | None, users: int | None, expected: str
+    activity: Activity | None, users: int | None, expected: str
 ) -> None:
     assert tiers.recommend(activity, users) == expected
 
