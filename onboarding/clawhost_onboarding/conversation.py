@@ -279,8 +279,7 @@ class Conversation:
         if isinstance(answer, TokenRefused):
             self._log("bot token refused", reason="telegram")
             return f"Server note: the bot token was refused: {answer.reason}. Ask for the current token."
-        if s.gathered.bot is not None and s.gathered.bot.id != answer.id:
-            s.gathered.telegram_user = None  # another bot: whoever pressed Start on the old one is not known here
+        # A second token (another bot) keeps the confirmed Telegram user: user ids are Telegram's, not a bot's.
         await self._s.store.keep_bot_token(s.id, token)
         s.gathered.bot = BotIdentity(id=answer.id, username=answer.username, first_name=answer.first_name)
         self._log("bot token accepted", bot_username=answer.username)

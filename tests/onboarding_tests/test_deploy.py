@@ -50,6 +50,9 @@ def test_manifests_apply_the_deployment_becomes_available_and_the_service_accoun
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert not [e for e in container["env"] if "value" in e and "KEY" in e["name"] and "FILE" not in e["name"]]
+    service = json.loads(cluster.kubectl("get", "service", "onboarding", "-n", "platform", "-o", "json").stdout)
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(8095, "http")]
+    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "clawhost-onboarding"}
     account = json.loads(
         cluster.kubectl("get", "serviceaccount", "clawhost-onboarding", "-n", "platform", "-o", "json").stdout
     )
