@@ -17,7 +17,7 @@ from clawhost_localcluster.image_sandbox import UnpackedImage, run, unpack
 from clawhost_localcluster.images import ensure_gateway_image
 from clawhost_localcluster.oci import ImageArchive
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.images, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from clawhost_localcluster.node_cleanup import unmount_under
 from clawhost_localcluster.oci import import_image
 from clawhost_localcluster.pause_image import PAUSE_IMAGE
 
-pytestmark = [pytest.mark.node, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.node, pytest.mark.images, pytest.mark.timeout(900)]
 TMPFS = "type=tmpfs,src=tmpfs,dst=/tmp,options=nosuid:nodev:mode=1777"
 
 

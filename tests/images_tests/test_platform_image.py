@@ -24,7 +24,7 @@ from clawhost_localcluster.proxy_process import proxy_kubeconfig
 from clawhost_localcluster.services import RedisServer
 from clawhost_localcluster.waiting import eventually
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.images, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
