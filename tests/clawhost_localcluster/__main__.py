@@ -18,17 +18,21 @@ from clawhost_localcluster.build import BuildError, ensure_binaries, ensure_ksta
 from clawhost_localcluster.control_api_launch import LOCAL_WEBHOOK_SECRET, start_control_api
 from clawhost_localcluster.environment import Environment, local_environment
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
+from clawhost_localcluster.images import ensure_gateway_image
+from clawhost_localcluster.node import clean_after_killed_node
 from clawhost_localcluster.onboarding_process import OnboardingProcess
 from clawhost_localcluster.pause_image import pause_image
 from clawhost_localcluster.pki import write_jwt_keys
 from clawhost_localcluster.processes import ManagedProcess, StartupError, free_port, wait_until
 from clawhost_localcluster.stripe_mock import start_stripe_mock
+from clawhost_localcluster.supervisor import Supervisor
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = Path(os.environ.get("CLAWHOST_RUN_DIR", str(REPO / ".run")))
 STATE_FILE = RUN_DIR / "state.json"
 PID_FILE = RUN_DIR / "supervisor.pid"
 LOG_FILE = RUN_DIR / "supervisor.log"
+NODE_CHOICE_ENV = "CLAWHOST_LOCAL_NODE"  # real (default): a real node runs the pods; kwok: fake nodes only
 
 
 def _alive(pid: int) -> bool:
@@ -221,6 +225,7 @@ def _describe(state: dict[str, str]) -> str:
             f"  site         {state.get('site', 'not started')}",
             f"  kubeconfig   export KUBECONFIG={state['kubeconfig']}",
             f"  kubectl      {state['kubectl']}",
+            f"  node         {state.get('node', 'not started')}",
             f"  operator     {state.get('operator', 'not started')}",
             f"  control API  {state.get('control_api', 'not started')}",
             f"  token proxy  {state.get('proxy', 'not started')}",
@@ -235,14 +240,42 @@ def _describe(state: dict[str, str]) -> str:
     )
 
 
+def _infrastructure(env: Environment) -> list[ManagedProcess]:
+    """The cluster's own processes (control plane, kwok, the real node's), supervised like the services."""
+    processes = list(env.cluster.control_plane.processes) if env.cluster.control_plane is not None else []
+    return processes + (list(env.node.processes) if env.node is not None else [])
+
+
+def _real_node_wanted() -> bool:
+    choice = os.environ.get(NODE_CHOICE_ENV, "real")
+    if choice not in ("real", "kwok"):
+        raise StartupError(f"{NODE_CHOICE_ENV}={choice!r}: use real (the default) or kwok")
+    if choice == "real" and os.geteuid() != 0:
+        raise StartupError(f"the real node needs root (containerd, iptables, mounts); or use {NODE_CHOICE_ENV}=kwok")
+    return choice == "real"
+
+
+def _import_images(env: Environment) -> str:
+    """The images the platform's pods run, written (cached) and imported into the real node's containerd."""
+    if env.node is None:
+        return "kwok nodes (CLAWHOST_LOCAL_NODE=kwok): pods are simulated, no image runs"
+    print("[up] ensuring the gateway image (first run assembles Node 24 + OpenClaw; cached after)", flush=True)
+    gateway = ensure_gateway_image()
+    env.node.import_image(gateway)
+    print(f"[up] imported {gateway.reference} into the real node", flush=True)
+    return f"real ({env.node.name}, {env.node.ip}); images: {gateway.reference}"
+
+
 def _serve() -> int:
-    """Supervisor body: start everything, write the state file, then wait for SIGTERM/SIGINT."""
+    """Supervisor body: start everything, write the state file, then keep the services running until SIGTERM/SIGINT."""
     workdir = RUN_DIR / "data"
-    with local_environment(workdir=workdir) as env:
+    with local_environment(workdir=workdir, real_node=_real_node_wanted()) as env:
+        node_description = _import_images(env)
         _install_platform(env)
         services, described = _start_services(env)
         state = {
             **described,
+            "node": node_description,
             "kubeconfig": str(env.cluster.kubeconfig),
             "kubectl": str(env.cluster.kubectl_path),
             "redis_url": env.redis.url,
@@ -251,14 +284,13 @@ def _serve() -> int:
         }
         STATE_FILE.write_text(json.dumps(state, indent=2))
         print(_describe(state), flush=True)
+        supervised = [*services, *_infrastructure(env)]
+        supervisor = Supervisor(supervised)
+        print(f"[up] supervising {', '.join(p.name for p in supervised)}: one that exits is restarted", flush=True)
         try:
             while True:
-                if env.cluster.control_plane is not None:
-                    env.cluster.control_plane.check_alive()
-                for service in services:
-                    if not service.running:
-                        raise StartupError(f"{service.name} exited:\n{service.log_tail()}")
-                time.sleep(2)  # supervision poll, not synchronisation
+                supervisor.poll()
+                time.sleep(1)  # supervision poll, not synchronisation
         except KeyboardInterrupt:
             print("[up] stopping", flush=True)
         finally:
@@ -279,10 +311,14 @@ def _up(timeout: float) -> int:
     if pid is not None:
         print(f"a previous start (pid {pid}) is still coming up; waiting for it")
     else:
-        # Stale data of a crashed run would hold an old etcd; start clean.
+        # Stale data of a crashed run would hold an old etcd; start clean (a killed real node's mounts first).
+        clean_after_killed_node()
         subprocess.run(["rm", "-rf", str(RUN_DIR / "data")], check=True)
         STATE_FILE.unlink(missing_ok=True)
         ensure_binaries()  # builds in the foreground so the progress shows here
+        if _real_node_wanted():
+            ensure_node_binaries()
+            pause_image()
         with LOG_FILE.open("ab") as log:
             child = subprocess.Popen(
                 [sys.executable, "-m", "clawhost_localcluster", "serve"],
@@ -314,6 +350,8 @@ def _down() -> int:
     if pid is None:
         print("not running")
         PID_FILE.unlink(missing_ok=True)
+        if clean_after_killed_node():
+            print("removed what a killed real node left on this machine")
         return 0
     os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
@@ -322,6 +360,7 @@ def _down() -> int:
     if _alive(pid):
         os.killpg(pid, signal.SIGKILL)
     PID_FILE.unlink(missing_ok=True)
+    clean_after_killed_node()  # when the supervisor had to be killed, its node could not clean up
     subprocess.run(["rm", "-rf", str(RUN_DIR / "data")], check=True)
     print("stopped; data removed")
     return 0

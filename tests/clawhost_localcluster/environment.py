@@ -18,7 +18,8 @@ from types import FrameType
 from typing import Any
 
 from clawhost_localcluster.build import ensure_binaries
-from clawhost_localcluster.controlplane import ControlPlane
+from clawhost_localcluster.controlplane import FAKE_NODE_COUNT, ControlPlane
+from clawhost_localcluster.node import RealNode
 from clawhost_localcluster.processes import StartupError
 from clawhost_localcluster.services import PostgresServer, RedisServer
 
@@ -77,6 +78,7 @@ class Environment:
     redis: RedisServer
     postgres: PostgresServer
     workdir: Path
+    node: RealNode | None = None  # the real node, when the cluster has one (make up's default)
 
 
 def _log(message: str) -> None:
@@ -98,7 +100,7 @@ def _terminate_on_sigterm() -> Iterator[None]:
 
 
 @contextmanager
-def running_cluster(workdir: Path) -> Iterator[Cluster]:
+def running_cluster(workdir: Path, fake_nodes: int = FAKE_NODE_COUNT) -> Iterator[Cluster]:
     """The existing cluster named by CLAWHOST_KUBECONFIG, or a fresh local control plane stopped on exit."""
     existing = os.environ.get(EXISTING_KUBECONFIG_ENV)
     if existing:
@@ -114,7 +116,7 @@ def running_cluster(workdir: Path) -> Iterator[Cluster]:
         yield cluster
         return
     binaries = ensure_binaries()
-    control_plane = ControlPlane(binaries, workdir)
+    control_plane = ControlPlane(binaries, workdir, fake_nodes=fake_nodes)
     try:
         control_plane.start()
         yield Cluster(control_plane.kubeconfig, binaries.kubectl, existing=False, control_plane=control_plane)
@@ -154,8 +156,21 @@ def scratch_dir(prefix: str = "clawhost-env-") -> Iterator[Path]:
 
 
 @contextmanager
-def local_environment(workdir: Path | None = None) -> Iterator[Environment]:
-    """Start (or attach to) a cluster plus Redis and PostgreSQL; stop all and delete temp data on exit."""
+def running_real_node(cluster: Cluster, workdir: Path) -> Iterator[RealNode]:
+    if cluster.control_plane is None:
+        raise StartupError("a real node joins the local control plane, not an existing cluster")
+    node = RealNode(cluster.control_plane, workdir)
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+
+
+@contextmanager
+def local_environment(workdir: Path | None = None, real_node: bool = False) -> Iterator[Environment]:
+    """Start (or attach to) a cluster plus Redis and PostgreSQL; stop all and delete temp data on exit.
+    With `real_node` the cluster's only node is a real one (no kwok nodes)."""
     started = time.monotonic()
     with ExitStack() as stack, _terminate_on_sigterm():
         if workdir is None:
@@ -164,8 +179,9 @@ def local_environment(workdir: Path | None = None) -> Iterator[Environment]:
             root = workdir
             root.mkdir(parents=True, exist_ok=True)
             root.chmod(0o755)
-        cluster = stack.enter_context(running_cluster(root / "cluster"))
+        cluster = stack.enter_context(running_cluster(root / "cluster", fake_nodes=0 if real_node else FAKE_NODE_COUNT))
+        node = stack.enter_context(running_real_node(cluster, root / "node")) if real_node else None
         redis = stack.enter_context(running_redis(root / "redis"))
         postgres = stack.enter_context(running_postgres(root / "postgres"))
         _log(f"environment ready in {time.monotonic() - started:.1f}s (redis :{redis.port}, postgres :{postgres.port})")
-        yield Environment(cluster=cluster, redis=redis, postgres=postgres, workdir=root)
+        yield Environment(cluster=cluster, redis=redis, postgres=postgres, workdir=root, node=node)

@@ -98,6 +98,25 @@ def _http_ok(url: str) -> bool:
         return bool(response.status == 200)
 
 
+def clean_after_killed_node() -> bool:
+    """If no harness holds the real node but one left host state (it was killed), remove that state now."""
+    if HostRecord.load() is None:
+        return False
+    try:
+        lock = acquire_node_lock(Path("(cleanup)"), wait=0)
+    except NodeLockTimeoutError:
+        return False  # a running harness owns that state
+    try:
+        record = HostRecord.load()
+        if record is None:
+            return False
+        clean_host(record)
+        HostRecord.forget()
+        return True
+    finally:
+        lock.close()
+
+
 def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli(run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, CLAWHOST_RUN_DIR=str(run_dir))
+    # kwok nodes: these tests are about the platform's processes; the real node has tests of its own (node_tests).
+    env = dict(os.environ, CLAWHOST_RUN_DIR=str(run_dir), CLAWHOST_LOCAL_NODE="kwok")
     return subprocess.run(
         [sys.executable, "-m", "clawhost_localcluster", *args],
         env=env,
@@ -130,3 +132,55 @@ def test_up_twice_then_down(cluster: object, tmp_path: Path) -> None:
     after = _cli(run_dir, "status")
     assert after.returncode == 3
     assert "not running" in after.stdout
+
+
+def _operator_pids(run_dir: Path) -> list[int]:
+    """The operator processes `up` started for this run directory (found by command line and environment)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"clawhost_operator" not in (entry / "cmdline").read_bytes().split(b"\0"):
+                continue
+            if f"CLAWHOST_RUN_DIR={run_dir}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_killed_service_is_restarted_and_the_platform_keeps_working(cluster: object, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    try:
+        up = _cli(run_dir, "up")
+        assert up.returncode == 0, up.stderr
+        kubeconfig = run_dir / "data" / "cluster" / "kubeconfig"
+        kubectl_path = next(line.split()[-1] for line in up.stdout.splitlines() if line.strip().startswith("kubectl "))
+
+        def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [kubectl_path, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, check=False
+            )
+
+        (first,) = _operator_pids(run_dir)
+        os.kill(first, signal.SIGKILL)
+
+        def replaced() -> int | None:
+            pids = [pid for pid in _operator_pids(run_dir) if pid != first]
+            return pids[0] if pids else None
+
+        second = eventually(replaced, timeout=60, what="the operator to be started again")
+        log = (run_dir / "supervisor.log").read_text()
+        assert "operator exited (code -9); restarting in " in log
+        assert f"operator restarted (pid {second}, restart 1)" in log
+        assert _cli(run_dir, "status").returncode == 0  # the platform is still up
+
+        # The new operator reconciles: a Customer created after the kill turns Ready.
+        assert kubectl("apply", "-f", str(REPO / "crds" / "examples" / "customer.yaml")).returncode == 0
+        ready = kubectl("wait", "--for=condition=Ready", "customer/alice", "--timeout=120s")
+        assert ready.returncode == 0, ready.stderr
+    finally:
+        down = _cli(run_dir, "down")
+    assert down.returncode == 0
+    assert _operator_pids(run_dir) == []
