@@ -73,7 +73,7 @@ pytest:
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 unit:
-	$(UV) run --frozen pytest -m "not cluster and not services and not images" $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -m "not cluster and not services and not images and not node" $(PYTEST_ARGS)
 
 crds: ## regenerate crds/customer.crd.yaml from crds/clawhost_api
 	$(UV) run --frozen python -m clawhost_api.crd > crds/customer.crd.yaml
