@@ -16,8 +16,8 @@ class _In(BaseModel):
 
 class Hello(_In):
     type: Literal["hello"]
-    session_id: str | None = Field(default=None, max_length=100)
-    language: str = Field(default="en", max_length=35)
+    session_id: str | None = Field(default=None, max_length=200)
+    language: str | None = Field(default=None, max_length=35)  # the browser's hint; null when it sent none
     client_ip: str = Field(default="unknown", max_length=64)
     user_id: str | None = Field(default=None, max_length=100)
 
