@@ -22,27 +22,22 @@ on this 2-core machine never overlap.
 from __future__ import annotations
 
 import argparse
-import fcntl
-import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from clawhost_localcluster.bench_support import LOCK_FILE, exclusive, local_platform
 from clawhost_localcluster.browser import launch_args
 
 REPO = Path(__file__).resolve().parents[2]
-LOCK_FILE = Path("/tmp/clawhost-bench.lock")
 LIMIT_TRANSFER = 100 * 1024
 LIMIT_LCP_MS = 500.0
 PASSWORD = "benchmark password 1"
@@ -97,35 +92,6 @@ class PageResult:
     @property
     def ok(self) -> bool:
         return self.transfer < LIMIT_TRANSFER and not self.third_party and self.lcp_ms < LIMIT_LCP_MS
-
-
-@contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _log(f"waiting for {path} (another benchmark is measuring)")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-@contextmanager
-def _platform(url: str | None) -> Iterator[str]:
-    """The site's URL: the one given, or that of a platform started as `make up` starts it (stopped afterwards)."""
-    if url is not None:
-        yield url.rstrip("/")
-        return
-    with tempfile.TemporaryDirectory(prefix="clawhost-bench-site-") as run_dir:
-        env = {**os.environ, "CLAWHOST_RUN_DIR": run_dir}
-        command = [sys.executable, "-m", "clawhost_localcluster"]
-        _log("starting the local platform as `make up` does (a few minutes on 2 cores)")
-        subprocess.run([*command, "up"], env=env, check=True, cwd=REPO, stdout=sys.stderr)
-        try:
-            state = json.loads((Path(run_dir) / "state.json").read_text())
-            yield state["site"].split()[0].rstrip("/")
-        finally:
-            subprocess.run([*command, "down"], env=env, check=False, cwd=REPO, stdout=sys.stderr)
 
 
 def _sign_up(page: Page, site: str) -> None:
@@ -192,7 +158,7 @@ def main() -> None:
     parser.add_argument("--url", help="measure this running site instead of starting the platform")
     parser.add_argument("--runs", type=int, default=5, help="first loads per page")
     args = parser.parse_args()
-    with _platform(args.url) as site, _exclusive(LOCK_FILE), sync_playwright() as playwright:
+    with local_platform(args.url, None, _log) as (site, _), exclusive(LOCK_FILE, _log), sync_playwright() as playwright:
         browser = playwright.chromium.launch(**launch_args())
         results = []
         for path, signed_in in [*PAGES, *OPTIONAL_PAGES]:
