@@ -39,7 +39,9 @@ def local_platform(url: str | None, kubeconfig: str | None, log: Log) -> Iterato
         yield url.rstrip("/"), kubeconfig
         return
     with tempfile.TemporaryDirectory(prefix="clawhost-bench-") as run_dir:
-        env = {**os.environ, "CLAWHOST_RUN_DIR": run_dir}
+        # kwok nodes unless asked otherwise: the browser benchmarks need no real pod, and a real node is machine-wide
+        # state that one harness at a time may hold.
+        env = {"CLAWHOST_LOCAL_NODE": "kwok", **os.environ, "CLAWHOST_RUN_DIR": run_dir}
         command = [sys.executable, "-m", "clawhost_localcluster"]
         log("starting the local platform as `make up` does (a few minutes on 2 cores)")
         subprocess.run([*command, "up"], env=env, check=True, cwd=REPO, stdout=sys.stderr)
