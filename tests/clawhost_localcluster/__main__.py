@@ -18,7 +18,7 @@ from clawhost_localcluster.build import BuildError, ensure_binaries, ensure_ksta
 from clawhost_localcluster.control_api_launch import LOCAL_WEBHOOK_SECRET, start_control_api
 from clawhost_localcluster.environment import Environment, local_environment
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
-from clawhost_localcluster.images import ensure_gateway_image
+from clawhost_localcluster.images import IMAGE_ERRORS, ensure_gateway_image
 from clawhost_localcluster.node import clean_after_killed_node
 from clawhost_localcluster.onboarding_process import OnboardingProcess
 from clawhost_localcluster.pause_image import pause_image
@@ -260,8 +260,11 @@ def _import_images(env: Environment) -> str:
     if env.node is None:
         return "kwok nodes (CLAWHOST_LOCAL_NODE=kwok): pods are simulated, no image runs"
     print("[up] ensuring the gateway image (first run assembles Node 24 + OpenClaw; cached after)", flush=True)
-    gateway = ensure_gateway_image()
-    env.node.import_image(gateway)
+    try:
+        gateway = ensure_gateway_image()
+        env.node.import_image(gateway)
+    except IMAGE_ERRORS as error:
+        raise StartupError(f"the gateway image could not be assembled or imported: {error}") from error
     print(f"[up] imported {gateway.reference} into the real node", flush=True)
     return f"real ({env.node.name}, {env.node.ip}); images: {gateway.reference}"
 

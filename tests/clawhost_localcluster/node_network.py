@@ -219,7 +219,7 @@ def pod_kubeconfig(
     control_plane: ControlPlane, relay: TcpRelay, namespace: str, account: str, path: Path
 ) -> dict[str, object]:
     """A kubeconfig for a pod: a real token of `namespace/account`, the relay's address, the API server's name."""
-    token = control_plane.kubectl("create", "token", account, "-n", namespace, "--duration=48h").stdout.strip()
+    token = control_plane.kubectl("create", "token", account, "-n", namespace, "--duration=8760h").stdout.strip()
     config: dict[str, object] = {
         "apiVersion": "v1",
         "kind": "Config",
