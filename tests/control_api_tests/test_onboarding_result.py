@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from clawhost_control_api.api.state import AppState
 from clawhost_control_api.core.config import Settings
 from clawhost_control_api.journey.agent_from_result import AgentAndCheckout, JourneyError, agent_and_checkout
-from clawhost_control_api.journey.frames import OnboardedAgent, OnboardingResult
+from clawhost_control_api.journey.frames import OnboardedAgent
 from clawhost_control_api.main import create_app
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.platform import get_json
@@ -42,15 +42,19 @@ def _user(client: TestClient) -> tuple[uuid.UUID, dict[str, str]]:
     return uuid.UUID(client.get("/auth/me", headers=auth).json()["id"]), auth
 
 
-def _result(token: str | None = TOKEN, tier: str = "pro") -> OnboardingResult:
-    agent = OnboardedAgent.model_validate({"tier": tier, "bot_token": token, "allowed_user_ids": [987654321]})
-    return OnboardingResult(agent=agent, billing_mode="stripe", bot_username="my_helper_bot")
+BOT = "my_helper_bot"
 
 
-def _make(client: TestClient, user: uuid.UUID, session: str, result: OnboardingResult) -> AgentAndCheckout:
+def _result(token: str | None = TOKEN, tier: str = "pro") -> OnboardedAgent:
+    return OnboardedAgent.model_validate({"tier": tier, "bot_token": token, "allowed_user_ids": [987654321]})
+
+
+def _make(client: TestClient, user: uuid.UUID, session: str, agent: OnboardedAgent) -> AgentAndCheckout:
     state: AppState = client.app.state.clawhost  # type: ignore[attr-defined]
-    assert state.kube is not None
-    return client.portal.call(agent_and_checkout, state, state.kube, user, session, result)  # type: ignore[union-attr]
+    kube = state.kube
+    assert kube is not None
+    assert client.portal is not None
+    return client.portal.call(lambda: agent_and_checkout(state, kube, user, session, agent, BOT))
 
 
 def test_a_repeated_result_makes_one_agent_and_one_checkout(app: TestClient, customer_crd: Cluster) -> None:
@@ -88,7 +92,7 @@ def test_results_at_once_still_make_one_agent(app: TestClient, customer_crd: Clu
 
     async def both() -> None:
         async def one() -> None:
-            made.append(await agent_and_checkout(state, state.kube, user, session, _result()))  # type: ignore[arg-type]
+            made.append(await agent_and_checkout(state, state.kube, user, session, _result(), BOT))  # type: ignore[arg-type]
 
         async with anyio.create_task_group() as group:
             for _ in range(3):
@@ -119,11 +123,7 @@ def test_one_agent_per_account_and_a_session_stays_its_accounts(app: TestClient,
 
 def test_a_refused_agent_is_a_clear_error_and_leaves_nothing(app: TestClient, customer_crd: Cluster) -> None:
     user, auth = _user(app)
-    result = OnboardingResult(
-        agent=OnboardedAgent.model_validate({"tier": "starter", "bot_token": TOKEN, "allowed_user_ids": [1, 2]}),
-        billing_mode="stripe",
-        bot_username="my_helper_bot",
-    )
+    result = OnboardedAgent.model_validate({"tier": "starter", "bot_token": TOKEN, "allowed_user_ids": [1, 2]})
     with pytest.raises(JourneyError, match="at most 1 Telegram user") as refused:
         _make(app, user, f"s-{uuid.uuid4().hex}", result)
     assert not refused.value.retryable

@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidStatus
 from clawhost_control_api.api.state import AppState
 from clawhost_control_api.core.config import Settings
 from clawhost_control_api.journey.agent_from_result import AgentAndCheckout, agent_and_checkout
-from clawhost_control_api.journey.frames import OnboardedAgent, OnboardingResult
+from clawhost_control_api.journey.frames import OnboardedAgent
 from clawhost_control_api.main import create_app
 from clawhost_localcluster.control_api_process import ControlApiProcess, StartApi
 from clawhost_localcluster.environment import Cluster
@@ -139,13 +139,13 @@ def _account(client: TestClient) -> tuple[uuid.UUID, str]:
     return uuid.UUID(user), token
 
 
-def _journey(client: TestClient, user: uuid.UUID, session: str, result: OnboardingResult) -> AgentAndCheckout:
+def _journey(client: TestClient, user: uuid.UUID, session: str, agent: OnboardedAgent) -> AgentAndCheckout:
     """What the relay does with the service's `result` frame, done here in-process (same database and cluster)."""
     state: AppState = client.app.state.clawhost  # type: ignore[attr-defined]
     kube = state.kube
     assert kube is not None
     assert client.portal is not None
-    return client.portal.call(lambda: agent_and_checkout(state, kube, user, session, result))
+    return client.portal.call(lambda: agent_and_checkout(state, kube, user, session, agent, "my_helper_bot"))
 
 
 def test_only_the_sessions_account_sees_its_progress(
@@ -155,8 +155,7 @@ def test_only_the_sessions_account_sees_its_progress(
     _, stranger = _account(in_process)
     session = f"s-{uuid.uuid4().hex}"
     agent = OnboardedAgent.model_validate({"tier": "starter", "bot_token": TOKEN, "allowed_user_ids": [5]})
-    result = OnboardingResult(agent=agent, billing_mode="stripe", bot_username="my_helper_bot")
-    made = _journey(in_process, user, session, result)
+    made = _journey(in_process, user, session, agent)
     customers.created.append(made.customer_name)
     for token in (None, stranger, "not-a-jwt"):
         chat = ChatClient.open(journey_api.url, origin=SITE)

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     )
     chat_path: str = Field(default="/chat", description="The chat page: where an onboarding checkout returns to.")
     onboarding_url: str = Field(
-        default="ws://clawhost-onboarding.platform.svc.cluster.local:8095/v1/onboarding",
+        default="ws://onboarding.platform.svc.cluster.local:8095/v1/onboarding",
         description="The onboarding service's internal WebSocket (never exposed; only this API connects).",
     )
     onboarding_internal_token: SecretStr = Field(

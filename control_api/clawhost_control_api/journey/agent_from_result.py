@@ -18,7 +18,7 @@ from clawhost_control_api.api.routes.billing import open_checkout
 from clawhost_control_api.api.state import AppState
 from clawhost_control_api.billing.events import SUBSCRIPTION_ENDED
 from clawhost_control_api.db import accounts, journeys
-from clawhost_control_api.journey.frames import OnboardingResult
+from clawhost_control_api.journey.frames import OnboardedAgent
 from clawhost_control_api.kube.client import KubeClient
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def _as_journey_error(error: HTTPException, secret_stored: bool) -> JourneyError
 
 
 async def agent_and_checkout(
-    state: AppState, kube: KubeClient, user_id: uuid.UUID, session_id: str, result: OnboardingResult
+    state: AppState, kube: KubeClient, user_id: uuid.UUID, session_id: str, agent: OnboardedAgent, bot_username: str
 ) -> AgentAndCheckout:
     """Create (or find) the session's Customer and open (or find) its checkout, under the session's lock."""
     async with journeys.session_lock(state.pool, session_id):
@@ -80,15 +80,13 @@ async def agent_and_checkout(
                 )
             # A reservation whose Customer never came to be (a lost answer) is taken over, as POST /agent would.
             name = user.customer_name or f"c{uuid.uuid4().hex[:12]}"
-            journey = await journeys.start(state.pool, session_id, user.id, name, result.bot_username)
+            journey = await journeys.start(state.pool, session_id, user.id, name, bot_username)
         name = journey.customer_name
         live = await _live_customer(state, kube, name)
         created = live is None
         if live is None:
             try:
-                live = await create_agent_customer(
-                    result.agent, result.agent.bot_token, user, state, kube, reserved_name=name
-                )
+                live = await create_agent_customer(agent, agent.bot_token, user, state, kube, reserved_name=name)
             except HTTPException as error:
                 raise _as_journey_error(error, secret_stored=False) from None
             log.info("onboarding created an agent", extra={"customer": name})

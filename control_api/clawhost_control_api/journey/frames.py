@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from clawhost_api.onboarding import OnboardingResult
 from clawhost_control_api.api.routes.agent import AgentSettings, check_bot_token
 
 
@@ -56,24 +57,24 @@ class OnboardedAgent(AgentSettings):
     _token = field_validator("bot_token")(check_bot_token)
 
 
-class OnboardingResult(_Frame):
-    agent: OnboardedAgent
-    billing_mode: Literal["stripe"]
-    bot_username: str
-
-    @field_validator("bot_username")
-    @classmethod
-    def _username(cls, value: str) -> str:
-        if not _BOT_USERNAME.match(value):
-            raise ValueError("not a Telegram bot username")
-        return value
-
-
 class ResultFrame(_Frame):
+    """The service's `result`, in the type it builds it with (clawhost_api.onboarding)."""
+
     type: Literal["result"]
     session_id: str = Field(min_length=1, max_length=200)
     user_id: str | None = None
     result: OnboardingResult
+
+    @field_validator("result")
+    @classmethod
+    def _username(cls, value: OnboardingResult) -> OnboardingResult:
+        if not _BOT_USERNAME.match(value.bot_username):
+            raise ValueError("not a Telegram bot username")
+        return value
+
+    def agent(self) -> OnboardedAgent:
+        """As POST /agent's body is checked (tier, ids, model, thinking, heartbeat, token format); ValidationError."""
+        return OnboardedAgent.model_validate(self.result.agent.model_dump())
 
 
 def error(code: str, message: str, retryable: bool) -> dict[str, Any]:

@@ -284,6 +284,7 @@ class Relay:
 
         try:
             frame = frames.ResultFrame.model_validate_json(text)
+            agent = frame.agent()
         except ValidationError as error:
             fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
             log.warning("onboarding result refused", extra={"fields": fields})  # where, never the values
@@ -300,13 +301,15 @@ class Relay:
             return
         self.session_id = frame.session_id
         try:
-            made = await agent_and_checkout(self.state, self.state.kube, self.user.id, frame.session_id, frame.result)
+            made = await agent_and_checkout(
+                self.state, self.state.kube, self.user.id, frame.session_id, agent, frame.result.bot_username
+            )
         except JourneyError as error:
-            if error.secret_stored and frame.result.agent.bot_token is not None:
+            if error.secret_stored and agent.bot_token is not None:
                 await upstream.send(json.dumps({"type": "secret_written"}))
             await refuse(error.message, error.retryable)
             return
-        if frame.result.agent.bot_token is not None:
+        if agent.bot_token is not None:
             await upstream.send(json.dumps({"type": "secret_written"}))
         await upstream.send(
             json.dumps({"type": "checkout_created", "customer_name": made.customer_name, "url": made.checkout_url})
