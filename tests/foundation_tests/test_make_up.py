@@ -14,6 +14,7 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from clawhost_localcluster.waiting import eventually
 
@@ -124,6 +125,13 @@ def test_up_twice_then_down(cluster: object, tmp_path: Path) -> None:
         assert session["transcript"][0]["text"].startswith("Hallo!")
         with pytest.raises(InvalidStatus), connect(onboarding_url):
             pass
+        # And as a browser reaches it: the control API's /ws/onboarding relays to that service.
+        chat_url = api_url.replace("http://", "ws://") + "/ws/onboarding"
+        with connect(chat_url, origin=Origin(api_url)) as websocket:
+            websocket.send(json.dumps({"type": "hello", "session_id": None, "language": "fr-FR"}))
+            relayed = json.loads(websocket.recv(timeout=30))
+        assert (relayed["type"], relayed["state"]) == ("session", "GATHERING_USE_CASE"), relayed
+        assert relayed["transcript"][0]["text"].startswith("Bonjour")
     finally:
         down = _cli(run_dir, "down")
     assert down.returncode == 0
