@@ -206,3 +206,31 @@ def test_two_tabs_signing_in_at_once_make_one_agent_and_one_checkout(
     assert _agent(control_api, token)["name"] == theirs[0]["metadata"]["name"]
     first.close()
     second.close()
+
+
+def test_an_agent_that_cannot_start_is_a_clear_failure_in_the_chat(
+    control_api: ControlApiProcess,
+    operator: OperatorProcess,
+    platform: Cluster,
+    kimi: FakeKimi,
+    telegram: TelegramBotApi,
+) -> None:
+    talk = Conversation(kimi)
+    talk.happy_path()
+    bot = telegram.register_bot(f"gone_{uuid.uuid4().hex[:6]}_bot")
+    token = _account(control_api)
+    chat = ChatClient.open(control_api.url, origin=SITE)
+    chat.hello(access_token=token)
+    chat.until_type("session")
+    _converse(chat, talk, telegram, bot, 700_000 + uuid.uuid4().int % 100_000)
+    checkout = chat.until_type("checkout", timeout=60)
+    customer = get_json(platform, "customer", _agent(control_api, token)["name"])
+    # The bot token's Secret is lost (someone deleted it): the operator cannot start the gateway.
+    secret = customer["spec"]["telegram"]["botTokenSecretRef"]["name"]
+    platform.kubectl("delete", "secret", secret, "-n", "clawhost-secrets")
+    assert httpx.post(checkout["url"], follow_redirects=False, timeout=30).status_code == 303
+    failed = chat.until(lambda f: f.get("phase") in ("failed", "live"), timeout=120, what="the outcome")
+    assert failed["phase"] == "failed", failed
+    assert "support@clawhost.dev" in failed["text"]
+    assert "live" not in _phases(chat)
+    chat.close()
