@@ -122,3 +122,18 @@ def test_a_description_with_an_unknown_field_is_refused_by_name(tmp_path: Path) 
     broken.write_text(json.dumps(document))
     with pytest.raises(DescriptionError, match="entrypiont"):
         load_gateway(broken)
+
+
+# Fields that tell readers what an image holds (`contents`) or which module each service runs (`services`, used by
+# the tests and the manifests); neither builder needs them to build.
+INFORMATIVE_FIELDS = {"contents", "services"}
+
+
+@pytest.mark.parametrize("name", ["gateway", "platform"])
+def test_the_nix_build_reads_every_field_of_the_description(name: str) -> None:
+    """A field the local assembly honours but Nix ignores would let the two images drift apart."""
+    nix = "\n".join(path.read_text() for path in sorted(IMAGES_DIR.glob("*.nix")))
+    assert f"./{name}.json" in (IMAGES_DIR / f"{name}.nix").read_text()
+    fields = set(json.loads((IMAGES_DIR / f"{name}.json").read_text())) - INFORMATIVE_FIELDS
+    unread = sorted(field for field in fields if f"description.{field}" not in nix)
+    assert unread == []
