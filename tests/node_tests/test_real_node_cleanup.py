@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from clawhost_localcluster.containerd import ContainerdLayout
 from clawhost_localcluster.node import NodeLockTimeoutError, acquire_node_lock
 from clawhost_localcluster.node_cleanup import SYSCTLS, leftovers, mounts_under, read_sysctl
 from clawhost_localcluster.node_environment import RealNodeHolder
@@ -29,26 +30,31 @@ FIXED = [
 ]
 
 
-def _shims() -> list[int]:
+def _shims(socket: Path) -> list[int]:
+    """The containerd shims serving the containerd at `socket` (they outlive it)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"containerd-shim" in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
+                arguments = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
+            if b"containerd-shim" in arguments[0] and str(socket).encode() in arguments:
+                found.append(int(entry.name))
     return found
 
 
 def test_stop_and_sigkill_leave_nothing_behind(real_node_holder: RealNodeHolder, tmp_path: Path) -> None:
     real_node_holder.release()  # this test needs the machine's real node for itself
-    before_sysctls = {name: read_sysctl(name) for name in SYSCTLS}
-    before_paths = {path: path.exists() for path in FIXED}
-    before_shims = set(_shims())
-    assert leftovers() == NOTHING
+    # The machine as it is with no real node running: read while holding the node's lock (other harnesses on
+    # the machine may run one), released just before the harness below takes it.
+    with acquire_node_lock(tmp_path / "before"):
+        before_sysctls = {name: read_sysctl(name) for name in SYSCTLS}
+        before_paths = {path: path.exists() for path in FIXED}
+        assert leftovers() == NOTHING
 
     # A harness with a pod running, killed without any chance to clean up.
+    killed_socket = ContainerdLayout(tmp_path / "killed" / "node" / "containerd").socket
     harness = subprocess.Popen(
         [sys.executable, "-m", "clawhost_localcluster.node_environment", str(tmp_path / "killed")],
         cwd=HARNESS_DIR,
@@ -71,16 +77,17 @@ def test_stop_and_sigkill_leave_nothing_behind(real_node_holder: RealNodeHolder,
     assert left["iptables"], "a killed node leaves its chains (else this test proves nothing)"
     assert left["netns"]
     assert left["cgroups"]
-    assert set(_shims()) - before_shims
+    assert _shims(killed_socket)
     assert read_sysctl("kernel.panic") == "10"  # the kubelet's, still in force
 
     # The next real node starts by removing what the killed one left; stopping it leaves nothing.
     assert real_node_holder.get().node.node_ready()
     real_node_holder.release()
 
-    assert leftovers() == NOTHING
-    assert {name: read_sysctl(name) for name in SYSCTLS} == before_sysctls
-    assert {path: path.exists() for path in FIXED} == before_paths
-    assert set(_shims()) <= before_shims
+    with acquire_node_lock(tmp_path / "after"):
+        assert leftovers() == NOTHING
+        assert {name: read_sysctl(name) for name in SYSCTLS} == before_sysctls
+        assert {path: path.exists() for path in FIXED} == before_paths
+        assert _shims(killed_socket) == []
     assert mounts_under(tmp_path) == []
     assert mounts_under(real_node_holder.root) == []
