@@ -72,7 +72,10 @@ class _Script:
     calls: int = field(default=0)
 
 
-def _step_for(scripts: list[_Script], messages: list[dict[str, Any]]) -> Step | None:
+def _step_for(scripts: list[_Script], messages: Any) -> Step | None:
+    if not scripts or not isinstance(messages, list):
+        return None
+    messages = [m for m in messages if isinstance(m, dict)]
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
     if last_user is None:
         return None
