@@ -211,6 +211,22 @@ def _probe(path: str, period: int, failures: int, timeout: int) -> Obj:
     }
 
 
+ISOLATION_GATE_NAME = "wait-for-isolation"
+# A NetworkPolicy enforcer programs a new pod's rules some time after the pod has its address (kube-router, K3s'
+# embedded one: measured here, a pod's first connection got through). So the gateway starts only once its egress
+# policy is seen in force: the API server's Service (KUBERNETES_SERVICE_HOST, always set, always listening) is
+# reachable until then and refused after. Up to 120 s; then the init container fails and the kubelet retries.
+_ISOLATION_GATE = (
+    "const net=require('net');const host=process.env.KUBERNETES_SERVICE_HOST;"
+    "const port=+(process.env.KUBERNETES_SERVICE_PORT||443);const deadline=Date.now()+120000;"
+    "if(!host){process.exit(0)}"
+    "(function attempt(){const s=net.connect({host,port});s.setTimeout(1000);"
+    "const isolated=()=>{s.destroy();console.log('egress policy in force');process.exit(0)};"
+    "s.on('connect',()=>{s.destroy();if(Date.now()>deadline){console.error('egress policy not in force');"
+    "process.exit(1)}setTimeout(attempt,200)});s.on('timeout',isolated);s.on('error',isolated)})()"
+)
+
+
 def _secret_env(name: str, key: str) -> Obj:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}}
 
@@ -255,13 +271,23 @@ def render_deployment(
             {"name": "state", "mountPath": "/state"},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
-        # Live after ~18-21 s on an idle 2-core machine, ~55 s on a busy one: the startup probe allows 300 s (as
-        # OpenClaw's own manifest does) before liveness takes over. Startup and liveness ask /healthz (the process
-        # serves), readiness /readyz (channels connected too): a Telegram outage or a revoked bot token makes the
-        # pod NotReady, not restarted in a loop.
-        "startupProbe": _probe("/healthz", period=3, failures=100, timeout=3),
+        # Live after ~18-21 s on an idle 2-core machine, up to ~290 s on a saturated one (load 20, measured on the
+        # real node): the startup probe allows 600 s (OpenClaw's own manifest: 300) before liveness takes over.
+        # Startup and liveness ask /healthz (the process serves), readiness /readyz (channels connected too): a
+        # Telegram outage or a revoked bot token makes the pod NotReady, not restarted in a loop.
+        "startupProbe": _probe("/healthz", period=3, failures=200, timeout=3),
         "livenessProbe": _probe("/healthz", period=20, failures=3, timeout=5),
         "readinessProbe": _probe("/readyz", period=10, failures=3, timeout=5),
+    }
+    gate: Obj = {
+        "name": ISOLATION_GATE_NAME,
+        "image": image,
+        "command": ["node", "-e", _ISOLATION_GATE],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "64Mi"},
+            "limits": {"cpu": canonical_cpu(tier.cpu_limit), "memory": "128Mi"},
+        },
+        "securityContext": container["securityContext"],
     }
     return {
         "apiVersion": "apps/v1",
@@ -288,6 +314,7 @@ def render_deployment(
                         "fsGroup": GATEWAY_UID,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
+                    "initContainers": [gate],
                     "containers": [container],
                     "volumes": [
                         {

@@ -286,3 +286,16 @@ def test_deployment_significance_follows_what_the_customer_status_shows() -> Non
     # Suspended: whether pods are left is what the status (Reconciling) shows.
     draining = essential(_deployment(0, has_pod, ours), "readiness")[1]
     assert essential(_deployment(0, {}, ours), "readiness")[1] != draining
+
+
+def test_the_gateway_starts_only_after_an_isolation_gate() -> None:
+    """Its init container waits until the API server's Service (reachable until the egress policy is in force) is
+    refused; it runs as restricted as the gateway and fits the quota."""
+    pod = render_deployment("x", get_tier("starter"), "img", 1, "h")["spec"]["template"]["spec"]
+    [gate] = pod["initContainers"]
+    [gateway] = pod["containers"]
+    assert gate["name"] == "wait-for-isolation"
+    assert gate["image"] == gateway["image"]
+    assert gate["securityContext"] == gateway["securityContext"]
+    assert "KUBERNETES_SERVICE_HOST" in gate["command"][2]
+    assert gate["resources"]["limits"]["cpu"] == gateway["resources"]["limits"]["cpu"], "the quota's CPU limit holds"
