@@ -12,9 +12,11 @@ let
   # Node from nixpkgs, of the description's major version; it must meet OpenClaw's own engines range.
   nodejs = pkgs."nodejs_${toString description.pins.node.major}";
   engineFloor = builtins.head (builtins.match ">=([0-9.]+).*" openclawEntry.engines.node);
-  # importNpmLock's hooks are built with nixpkgs' default nodejs: rebuilt with ours, so `npm rebuild` compiles
-  # native modules against the Node that runs them.
-  npmConfigHook = pkgs.importNpmLock.npmConfigHook.override { inherit nodejs; };
+  # importNpmLock's own hooks are built with nixpkgs' default nodejs (its npmConfigHook ignores the package's): these
+  # are the same hooks built with ours, so `npm rebuild` compiles native modules for the Node that runs them.
+  # (`importNpmLock.npmConfigHook.override` would re-call import-npm-lock itself, which takes no nodejs.)
+  npmHooks = pkgs.callPackages (pkgs.path + "/pkgs/build-support/node/import-npm-lock/hooks") { inherit nodejs; };
+  inherit (npmHooks) npmConfigHook;
 
   openclaw = pkgs.stdenv.mkDerivation {
     pname = "openclaw-gateway";

@@ -17,8 +17,9 @@ let
   # The project's locked runtime dependencies (and the dependency groups the description names), not the project
   # itself: its packages are copied to /app from `description.sources`, as the local assembly does.
   project = pythonSet.${builtins.head (builtins.attrNames workspace.deps.default)};
-  dependencies = project.passthru.dependencies
-    // lib.genAttrs description.pins.dependencyGroups (_: [ ]);
+  dependencies = lib.foldl' (spec: group: spec // project.passthru.dependency-groups.${group})
+    project.passthru.dependencies
+    description.pins.dependencyGroups;
   venv = pythonSet.mkVirtualEnv "clawhost-platform-env" dependencies;
 
   sources = pkgs.runCommand "clawhost-sources" { } (''
