@@ -119,7 +119,9 @@ def _secret_references(objects: list[dict[str, Any]]) -> set[tuple[str, str | No
             continue
         for volume in template["spec"].get("volumes", []):
             if "secret" in volume:
-                refs.add((volume["secret"]["secretName"], None))
+                items = volume["secret"].get("items")
+                name = volume["secret"]["secretName"]
+                refs |= {(name, item["key"]) for item in items} if items else {(name, None)}
         for container in template["spec"]["containers"]:
             for source in container.get("envFrom", []):
                 refs.add((source["secretRef"]["name"], None))
@@ -140,9 +142,11 @@ def platform_secrets() -> dict[str, dict[str, str]]:
 def test_the_secrets_made_on_the_nodes_are_the_ones_the_workloads_read(rendered: list[dict[str, Any]]) -> None:
     made = platform_secrets()
     read = _secret_references(rendered)
-    assert {name for name, _ in read} == set(made), "every Secret made is read, and every Secret read is made"
+    assert {name for name, _ in read} == set(made), (
+        "every Secret made is read, and every Secret read is made: nixos/secrets/keys.nix lists them"
+    )
     missing = [(name, key) for name, key in read if key is not None and key not in made[name]]
-    assert missing == []
+    assert missing == [], "keys read but not made by nixos/secrets/keys.nix"
     # Secrets used whole: every key they hold is one the service expects.
     control_api = next(c for _, c in containers(rendered) if c["name"] == "api")
     assert set(made["clawhost-control-api"]) == {
