@@ -10,7 +10,8 @@ let
       targetHost = node.publicIPv4;
       targetUser = "root";
       tags = [ node.role ];
-      buildOnTarget = false;
+      # Arm clusters build on their own nodes (a deploying workstation is usually x86 and cannot build aarch64).
+      buildOnTarget = settings.system == "aarch64-linux";
     };
   };
 in

@@ -11,14 +11,18 @@ let
   isInit = node.clusterInit;
   private = settings.privateNetwork.interface;
   platformSecrets = keys.kubernetesSecrets (name: config.sops.placeholder.${name});
-  secretManifest = name: data: {
-    apiVersion = "v1";
-    kind = "Secret";
-    metadata = { inherit name; namespace = "platform"; labels."app.kubernetes.io/part-of" = "clawhost"; };
-    type = "Opaque";
-    stringData = data;
-  };
-  manifestsDir = "/var/lib/rancher/k3s/server/manifests";
+  # One rendered file per key of each platform Secret (a value may be a whole PEM key, or a URL around a password):
+  # files, so no value is ever quoted into YAML or a command line.
+  secretFile = secret: key: "clawhost-${secret}-${key}";
+  kubectl = "${k3s}/bin/k3s kubectl --kubeconfig /etc/rancher/k3s/k3s.yaml";
+  applySecret = secret: data: ''
+    ${kubectl} -n platform create secret generic ${secret} \
+      ${lib.concatStringsSep " " (lib.mapAttrsToList
+        (key: _: "--from-file=${key}=${config.sops.templates.${secretFile secret key}.path}") data)} \
+      --dry-run=client -o yaml \
+      | ${kubectl} label --local -f - app.kubernetes.io/part-of=clawhost -o yaml \
+      | ${kubectl} apply --server-side --field-manager=clawhost-node -f -
+  '';
 in
 {
   imports = [
@@ -111,16 +115,16 @@ in
         etcd-s3-secret-key = config.sops.placeholder.backup-s3-secret-key;
       };
     };
-  } // lib.optionalAttrs isInit {
-    # K3s applies every file in its manifests directory and re-applies it when it changes.
-    "clawhost-platform-secrets.yaml" = {
-      path = "${manifestsDir}/clawhost-platform-secrets.yaml";
-      content = builtins.toJSON {
-        apiVersion = "v1";
-        kind = "List";
-        items = lib.mapAttrsToList secretManifest platformSecrets;
-      };
-    };
+  }
+  # The platform's Secrets, key by key (nixos/secrets/keys.nix); clawhost-platform-secrets below applies them.
+  // lib.optionalAttrs isInit (lib.listToAttrs (lib.concatLists (lib.mapAttrsToList
+    (secret: data: lib.mapAttrsToList
+      (key: value: lib.nameValuePair (secretFile secret key) {
+        content = value;
+        restartUnits = [ "clawhost-platform-secrets.service" ];
+      })
+      data)
+    platformSecrets))) // lib.optionalAttrs isInit {
     "restic-s3.env".content = ''
       AWS_ACCESS_KEY_ID=${config.sops.placeholder.backup-s3-access-key}
       AWS_SECRET_ACCESS_KEY=${config.sops.placeholder.backup-s3-secret-key}
@@ -172,6 +176,19 @@ in
     exclude = [ "*_platform_data-postgresql-*" ];
     timerConfig = { OnCalendar = "*:15"; Persistent = true; };
     pruneOpts = [ "--keep-hourly 48" "--keep-daily 30" "--keep-monthly 6" ];
+  };
+
+  # Writes the platform's Secrets into `platform` once it exists (the platform's manifests create it: nixos/README.md,
+  # step 7), and again whenever a value changes (sops-nix restarts this unit).
+  systemd.services.clawhost-platform-secrets = lib.mkIf isInit {
+    description = "clawhost: the platform's Kubernetes Secrets from sops";
+    wantedBy = [ "multi-user.target" ];
+    after = [ "k3s.service" ];
+    wants = [ "k3s.service" ];
+    serviceConfig = { Type = "oneshot"; RemainAfterExit = true; Restart = "on-failure"; RestartSec = "30s"; };
+    script = ''
+      ${kubectl} get namespace platform >/dev/null
+    '' + lib.concatStrings (lib.mapAttrsToList applySecret platformSecrets);
   };
 
   environment.systemPackages = [ k3s pkgs.kubectl pkgs.restic ];

@@ -164,7 +164,7 @@ def test_the_secrets_made_on_the_nodes_are_the_ones_the_workloads_read(rendered:
 
 
 def _secret_list(secrets: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """The platform's Secrets as nixos/node.nix has K3s apply them."""
+    """The platform's Secrets as nixos/node.nix writes them (one Secret per name, its keys as files)."""
     return {
         "apiVersion": "v1",
         "kind": "List",
