@@ -37,6 +37,14 @@
       url = "github:Mic92/sops-nix";
       inputs.nixpkgs.follows = "nixpkgs";
     };
+    # Colmena evaluates flakes through the `colmenaHive` output its own lib makes (the bare `colmena` output needs
+    # --legacy-flake-eval); run the CLI from this same input so the two agree: `nix run .#colmena -- apply`.
+    colmena = {
+      url = "github:zhaofengli/colmena";
+      inputs.nixpkgs.follows = "nixpkgs";
+      inputs.stable.follows = "nixpkgs";
+      inputs.nix-github-actions.follows = "";
+    };
   };
 
   outputs =
@@ -68,6 +76,7 @@
             module = import ./nixos/kubenix/platform.nix;
             specialArgs = { root = ./.; inherit settings imageTag; };
           }).config.kubernetes.resultYAML;
+          colmena = inputs.colmena.packages.${system}.colmena;
         });
 
       # nixos-anywhere installs each node from these: `nixos-anywhere --flake .#k3s-1 root@<address>`.
@@ -81,12 +90,13 @@
 
       # Colmena hive (`colmena apply`): the same modules, for every later change.
       colmena = import ./nixos/hive.nix { inherit nixpkgs inputs settings; };
+      colmenaHive = inputs.colmena.lib.makeHive self.colmena;
 
       devShells = forSystems (system: pkgs: {
         default = pkgs.mkShell {
           packages = with pkgs; [
-            python311 uv go kubectl colmena nixos-anywhere sops age ssh-to-age hcloud gnumake redis postgresql
-          ];
+            python311 uv go kubectl nixos-anywhere sops age ssh-to-age hcloud gnumake redis postgresql
+          ] ++ [ inputs.colmena.packages.${system}.colmena ];
         };
       });
     };

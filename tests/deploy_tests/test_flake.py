@@ -52,7 +52,9 @@ def test_flake_lock_pins_exactly_the_declared_inputs() -> None:
         assert (original["owner"].lower(), original["repo"].lower(), original.get("ref")) == (owner, repo, ref), name
         assert (node["locked"]["owner"].lower(), node["locked"]["repo"].lower()) == (owner, repo), name
         for child, child_spec in spec.get("inputs", {}).items():
-            assert node["inputs"][child] == [child_spec["follows"]], f"{name}.inputs.{child} must follow in the lock"
+            # `follows = ""` drops an input (an empty path); "a/b" follows b of a.
+            path = child_spec["follows"].split("/") if child_spec["follows"] else []
+            assert node["inputs"][child] == path, f"{name}.inputs.{child} must follow in the lock"
 
 
 def test_every_lock_node_is_reachable_and_real() -> None:
@@ -66,7 +68,7 @@ def test_every_lock_node_is_reachable_and_real() -> None:
                 if target not in reached:
                     reached.add(target)
                     frontier.append(target)
-            else:
+            elif target:  # [] is an input dropped with `follows = ""`
                 assert target[0] in nodes, f"follows path {target} starts at no node"
     assert reached == set(nodes), f"nodes nothing refers to: {set(nodes) - reached}"
     for name, node in nodes.items():
