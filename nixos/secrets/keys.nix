@@ -13,6 +13,7 @@
     jwt-public-key = "its public half, PEM (openssl pkey -pubout)";
     postgres-password = "password of the clawhost PostgreSQL user (openssl rand -hex 24)";
     redis-password = "Redis' requirepass (openssl rand -hex 24)";
+    onboarding-internal-token = "what the control API presents to the onboarding service on their internal WebSocket (openssl rand -hex 32)";
     backup-s3-access-key = "access key of the backup bucket (settings.backups)";
     backup-s3-secret-key = "its secret key";
     backup-restic-password = "encrypts the PostgreSQL/Redis backups in the bucket (keep a copy outside the cluster)";
@@ -37,6 +38,11 @@
     clawhost-control-api-jwt = {
       "jwt.key" = secret "jwt-private-key";
       "jwt.pub" = secret "jwt-public-key";
+    };
+    clawhost-onboarding = {
+      llm-api-key = secret "kimi-api-key";
+      internal-token = secret "onboarding-internal-token";
+      redis-url = "redis://:${secret "redis-password"}@redis.platform.svc.cluster.local:6379/0";
     };
     postgresql = {
       password = secret "postgres-password";
