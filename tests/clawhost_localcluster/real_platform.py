@@ -27,6 +27,7 @@ import yaml
 
 from clawhost_api.customer import namespace_for
 from clawhost_api.tiers import get_tier
+from clawhost_control_api.db.migrations import migrate
 from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
 from clawhost_localcluster.images import ensure_gateway_image, ensure_platform_image
@@ -124,6 +125,7 @@ class OutsideServices:
 
 
 def start_outside_services(node_ip: str, redis_port: int, postgres_port: int, database: str) -> OutsideServices:
+    migrate(f"postgresql://postgres@127.0.0.1:{postgres_port}/{database}")  # what the control API applies deployed
     kimi = FakeKimi()
     kimi.start(host=node_ip)
     redis = TcpRelay("127.0.0.1", redis_port, host=node_ip)
