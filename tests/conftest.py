@@ -11,7 +11,7 @@ import pytest
 
 from clawhost_api.customer import PLATFORM_NAMESPACE
 from clawhost_localcluster.browser import launch_args
-from clawhost_localcluster.control_api_launch import start_control_api
+from clawhost_localcluster.control_api_launch import local_site_settings, start_control_api
 from clawhost_localcluster.environment import (
     Cluster,
     running_cluster,
@@ -19,7 +19,9 @@ from clawhost_localcluster.environment import (
     running_redis,
     scratch_dir,
 )
+from clawhost_localcluster.fake_kimi import FakeKimi
 from clawhost_localcluster.node_environment import RealNodeCluster, RealNodeHolder
+from clawhost_localcluster.onboarding_process import OnboardingProcess
 from clawhost_localcluster.pki import write_jwt_keys
 from clawhost_localcluster.platform import (
     CustomerFactory,
@@ -31,6 +33,7 @@ from clawhost_localcluster.relay import TcpRelay, relay_to_api_server
 from clawhost_localcluster.services import PostgresServer, RedisServer, fresh_database
 from clawhost_localcluster.site_server import SITE_TEST_LIMITS, SiteServer, StartSite, apply_control_api_rbac
 from clawhost_localcluster.stripe_mock import StripeMock, running_stripe_mock
+from clawhost_localcluster.telegram_bot_api import TelegramBotApi
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -141,17 +144,52 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 
 
 @pytest.fixture(scope="session")
+def site_kimi() -> Iterator[FakeKimi]:
+    """The site's model upstream (OpenAI-compatible stand-in): tests script the onboarding conversation on it."""
+    server = FakeKimi()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def site_telegram() -> Iterator[TelegramBotApi]:
+    """The site's Telegram Bot API stand-in: tests register bots and press Start in them."""
+    server = TelegramBotApi()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def site_onboarding(
+    site_kimi: FakeKimi, site_telegram: TelegramBotApi, redis_url: str, session_dir: Path
+) -> Iterator[OnboardingProcess]:
+    """The onboarding service behind every site of the run (as `make up` runs it, on the stand-ins)."""
+    service = OnboardingProcess(
+        redis_url=redis_url,
+        llm_base_url=f"http://127.0.0.1:{site_kimi.port}/v1",
+        telegram_api_root=site_telegram.api_root,
+        workdir=session_dir / "site-onboarding",
+    )
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
 def start_site(
     platform_installed: Cluster,
     operator: OperatorProcess,
+    site_onboarding: OnboardingProcess,
     postgres_dsn: str,
     redis_url: str,
     stripe_mock: StripeMock,
     session_dir: Path,
 ) -> Iterator[StartSite]:
     """Start a control API (the site) as `make up` does, next to the session's real operator, API server, Redis,
-    PostgreSQL and stripe-mock, with extra CLAWHOST_API_* settings; each call gets its own database unless given
-    one. All are stopped at the end of the run."""
+    PostgreSQL, stripe-mock and onboarding service, with extra CLAWHOST_API_* settings; each call gets its own
+    database unless given one. All are stopped at the end of the run."""
     cluster = platform_installed
     workdir = session_dir / "site"
     workdir.mkdir(exist_ok=True)
@@ -164,7 +202,12 @@ def start_site(
 
     def start(database_url: str | None = None, **settings: str) -> SiteServer:
         database = database_url or fresh_database(postgres_dsn)
-        extra = {**SITE_TEST_LIMITS, **{f"CLAWHOST_API_{k.upper()}": v for k, v in settings.items()}}
+        extra = {
+            **local_site_settings(site_onboarding),
+            **SITE_TEST_LIMITS,
+            "CLAWHOST_API_RATE_LIMIT_KEY_PREFIX": f"site:{uuid.uuid4().hex[:12]}",
+            **{f"CLAWHOST_API_{k.upper()}": v for k, v in settings.items()},
+        }
         api = start_control_api(
             workdir=workdir,
             database_url=database,
@@ -172,7 +215,7 @@ def start_site(
             jwt_keys=keys,
             kubeconfig=kubeconfig,
             stripe_url=stripe_mock.url,
-            extra_env={**extra, "CLAWHOST_API_RATE_LIMIT_KEY_PREFIX": f"site:{uuid.uuid4().hex[:12]}"},
+            extra_env=extra,
             log_name=f"control-api-{len(started)}.log",
         )
         server = SiteServer(api=api, database_url=database, cluster=cluster)

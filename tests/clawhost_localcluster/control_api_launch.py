@@ -12,12 +12,24 @@ from pathlib import Path
 import httpx
 
 from clawhost_localcluster.control_api_process import ControlApiProcess
+from clawhost_localcluster.onboarding_process import OnboardingProcess
 from clawhost_localcluster.pki import JwtKeys
 from clawhost_localcluster.processes import ManagedProcess, free_port, wait_until
 
 LOCAL_WEBHOOK_SECRET = "whsec_local_development_only"  # signs locally replayed Stripe events; not a real secret
 LOCAL_STRIPE_KEY = "sk_test_local"  # stripe-mock accepts any test key
 LOCAL_PRICE_IDS = {tier: f"price_local_{tier}" for tier in ("starter", "pro", "team")}
+
+
+def local_site_settings(onboarding: OnboardingProcess) -> dict[str, str]:
+    """What the control API of the local platform adds to its defaults: where the /ws/onboarding relay finds the
+    onboarding service and the credential it presents there, and the local checkout completion (no real Stripe
+    sends webhooks here: checkout links open a page of this API that sends the signed events)."""
+    return {
+        "CLAWHOST_API_ONBOARDING_URL": onboarding.ws_url,
+        "CLAWHOST_API_ONBOARDING_INTERNAL_TOKEN": onboarding.internal_token,
+        "CLAWHOST_API_LOCAL_CHECKOUT": "true",
+    }
 
 
 def start_control_api(

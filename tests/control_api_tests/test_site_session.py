@@ -3,6 +3,8 @@ security headers on every answer (real PostgreSQL and Redis behind the app)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import uuid
 
@@ -246,3 +248,17 @@ def test_a_cross_site_arrival_without_the_cookie_reloads_same_site(client: TestC
     _sign_up(client)
     signed_in = client.get("/chat", headers={"Sec-Fetch-Site": "cross-site"})  # a Lax-like cookie jar sent it
     assert 'id="chat"' in signed_in.text
+
+
+def test_api_docs_allow_exactly_their_own_inline_script(client: TestClient) -> None:
+    """Swagger UI (FastAPI loads it from jsDelivr) runs under a policy of its own: that CDN and the hash of the one
+    inline script it needs, nothing else inline."""
+    answer = client.get("/docs")
+    assert answer.status_code == 200
+    csp = answer.headers["content-security-policy"]
+    [script] = re.findall(r"<script>(.*?)</script>", answer.text, re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    script_src = next(d for d in csp.split(";") if d.strip().startswith("script-src"))
+    assert script_src.split() == ["script-src", "https://cdn.jsdelivr.net", f"'sha256-{digest}'"]
+    assert "frame-ancestors 'none'" in csp
+    assert answer.headers["x-frame-options"] == "DENY"

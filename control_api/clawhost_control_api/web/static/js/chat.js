@@ -8,6 +8,10 @@ const SESSION_KEY = "clawhost.onboarding.session";
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 8000;
 const PHASES = ["payment_received", "starting", "live"];
+// What the onboarding service removes from a message before anything keeps it (clawhost_onboarding/bot_token.py):
+// the page shows the person's own message the same way, so a pasted bot token does not stay on screen.
+const BOT_TOKEN_LIKE = /(?<!\d)\d{1,15}\s?:\s?[A-Za-z0-9_-]{16,}(?![A-Za-z0-9_-])/g;
+const TOKEN_PLACEHOLDER = "[bot token removed]";
 const CLOSE_FORBIDDEN = 4403;
 const CLOSE_RATE_LIMITED = 4429;
 
@@ -18,6 +22,7 @@ const typing = document.getElementById("typing");
 const errorBox = document.getElementById("chat-error");
 const errorText = document.getElementById("chat-error-text");
 const retryButton = document.getElementById("retry");
+const retryActions = document.getElementById("retry-actions");
 const signInReason = document.getElementById("sign-in-reason");
 const composer = document.getElementById("composer");
 const input = document.getElementById("message");
@@ -30,6 +35,7 @@ const provisioningText = document.getElementById("provisioning-text");
 const liveActions = document.getElementById("live-actions");
 const botLink = document.getElementById("bot-link");
 const reconnectButton = document.getElementById("reconnect");
+const reconnectActions = document.getElementById("reconnect-actions");
 
 let socket = null;
 let retryMs = RETRY_FIRST_MS;
@@ -65,7 +71,7 @@ function bubble(role, text) {
 function showError(message, retryable = false) {
   errorText.textContent = message;
   errorBox.hidden = !message;
-  retryButton.hidden = !retryable;
+  retryActions.hidden = !retryable;
 }
 
 function showCheckout(raw) {
@@ -238,7 +244,7 @@ function connect() {
     if (event.code === CLOSE_FORBIDDEN || event.code === CLOSE_RATE_LIMITED) {
       // The server said why (an error frame came first); trying again at once would only be refused again.
       setStatus("Disconnected.");
-      reconnectButton.hidden = false;
+      reconnectActions.hidden = false;
       return;
     }
     const wait = retryMs * (0.8 + Math.random() * 0.4);
@@ -255,7 +261,7 @@ composer.addEventListener("submit", (event) => {
     return;
   }
   socket.send(JSON.stringify({ type: "message", text }));
-  bubble("user", text);
+  bubble("user", text.replace(BOT_TOKEN_LIKE, TOKEN_PLACEHOLDER));
   input.value = "";
   awaitingReply = true;
   showError("");
@@ -272,7 +278,7 @@ retryButton.addEventListener("click", () => {
 });
 
 reconnectButton.addEventListener("click", () => {
-  reconnectButton.hidden = true;
+  reconnectActions.hidden = true;
   retryMs = RETRY_FIRST_MS;
   setStatus("Connecting…");
   connect();
