@@ -203,7 +203,7 @@ def start_site(
     def start(database_url: str | None = None, **settings: str) -> SiteServer:
         database = database_url or fresh_database(postgres_dsn)
         extra = {
-            **local_site_settings(site_onboarding),
+            **local_site_settings(site_onboarding, workdir),
             **SITE_TEST_LIMITS,
             "CLAWHOST_API_RATE_LIMIT_KEY_PREFIX": f"site:{uuid.uuid4().hex[:12]}",
             **{f"CLAWHOST_API_{k.upper()}": v for k, v in settings.items()},

@@ -15,7 +15,7 @@ import httpx
 
 from clawhost_localcluster.browser import BrowserSetupError, axe_core, launch_args
 from clawhost_localcluster.build import BuildError, ensure_binaries, ensure_kstatus, ensure_node_binaries
-from clawhost_localcluster.control_api_launch import LOCAL_WEBHOOK_SECRET, start_control_api
+from clawhost_localcluster.control_api_launch import LOCAL_WEBHOOK_SECRET, local_site_settings, start_control_api
 from clawhost_localcluster.environment import Environment, local_environment
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
 from clawhost_localcluster.images import IMAGE_ERRORS, ensure_gateway_image
@@ -90,9 +90,6 @@ def _wait_http(name: str, url: str, process: ManagedProcess, timeout: float = 60
 def _start_control_api(
     env: Environment, stripe_url: str, onboarding: OnboardingProcess
 ) -> tuple[ManagedProcess, str, str]:
-    token_file = env.workdir / "onboarding-internal-token"
-    token_file.write_text(onboarding.internal_token)
-    token_file.chmod(0o600)
     api = start_control_api(
         workdir=env.workdir,
         database_url=env.postgres.dsn,
@@ -100,13 +97,7 @@ def _start_control_api(
         jwt_keys=write_jwt_keys(env.workdir),
         kubeconfig=_service_account_kubeconfig(env, "platform", "clawhost-control-api"),
         stripe_url=stripe_url,
-        # Where the /ws/onboarding relay finds the onboarding service, and the credential it presents there.
-        extra_env={
-            "CLAWHOST_API_ONBOARDING_URL": onboarding.ws_url,
-            "CLAWHOST_API_ONBOARDING_TOKEN_FILE": str(token_file),
-            # No real Stripe sends webhooks here: checkout links open a local page that sends the signed events.
-            "CLAWHOST_API_LOCAL_CHECKOUT": "true",
-        },
+        extra_env=local_site_settings(onboarding, env.workdir),
     )
     print("[up] control API running", flush=True)
     return api.process, api.url, f"{api.url}  (OpenAPI: /docs; log {env.workdir / 'control-api.log'})"

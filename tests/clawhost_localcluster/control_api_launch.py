@@ -21,13 +21,17 @@ LOCAL_STRIPE_KEY = "sk_test_local"  # stripe-mock accepts any test key
 LOCAL_PRICE_IDS = {tier: f"price_local_{tier}" for tier in ("starter", "pro", "team")}
 
 
-def local_site_settings(onboarding: OnboardingProcess) -> dict[str, str]:
-    """What the control API of the local platform adds to its defaults: where the /ws/onboarding relay finds the
-    onboarding service and the credential it presents there, and the local checkout completion (no real Stripe
-    sends webhooks here: checkout links open a page of this API that sends the signed events)."""
+def local_site_settings(onboarding: OnboardingProcess, workdir: Path) -> dict[str, str]:
+    """What the control API of the local platform (`make up`, the browser tests' site) adds to its defaults: where
+    the /ws/onboarding relay finds the onboarding service and the credential it presents there (in a file, as the
+    Deployment mounts it), and the local checkout completion (no real Stripe sends webhooks here: checkout links
+    open a page of this API that sends the signed events)."""
+    token_file = workdir / "onboarding-internal-token"
+    token_file.write_text(onboarding.internal_token)
+    token_file.chmod(0o600)
     return {
         "CLAWHOST_API_ONBOARDING_URL": onboarding.ws_url,
-        "CLAWHOST_API_ONBOARDING_INTERNAL_TOKEN": onboarding.internal_token,
+        "CLAWHOST_API_ONBOARDING_TOKEN_FILE": str(token_file),
         "CLAWHOST_API_LOCAL_CHECKOUT": "true",
     }
 
