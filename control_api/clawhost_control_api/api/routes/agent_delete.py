@@ -36,7 +36,7 @@ class AgentDelete(BaseModel):
     )
 
 
-@router.delete("/agent", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 404, 422, 502, 503))
+@router.delete("/agent", status_code=status.HTTP_204_NO_CONTENT, responses=responses(400, 401, 404, 422, 502, 503))
 async def delete_agent(body: AgentDelete, user: CurrentUser, state: State, kube: Kube) -> Response:
     if body.confirmation.strip().lower() != CONFIRMATION:
         raise HTTPException(

@@ -143,7 +143,9 @@ class PortalRequest(BaseModel):
     )
 
 
-@router.post("/billing/portal", status_code=status.HTTP_201_CREATED, responses=responses(401, 404, 409, 502, 503))
+@router.post(
+    "/billing/portal", status_code=status.HTTP_201_CREATED, responses=responses(400, 401, 404, 409, 422, 502, 503)
+)
 async def create_portal(user: CurrentUser, state: State, body: PortalRequest | None = None) -> SessionUrl:
     customer = Customer.model_validate(owned_customer(state, user))
     billing = customer.status.billing
