@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -158,8 +159,19 @@ def _pod_cgroups() -> list[Path]:
     return [root for root in roots if root.is_dir()]
 
 
-def _kill_pods_and_remove_cgroups() -> None:
-    """Kill every process in the kubelet's pod cgroups (the containers), then remove the cgroups, deepest first."""
+def _kill_pods_and_remove_cgroups(timeout: float = 15.0) -> None:
+    """Kill every process in the kubelet's pod cgroups (the containers), then remove the cgroups, deepest first.
+    A killed process leaves its cgroup only once it has exited, so a cgroup that is still busy is tried again until
+    `timeout` has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _kill_and_rmdir_pod_cgroups()
+        if not _pod_cgroups() or time.monotonic() >= deadline:
+            return
+        time.sleep(0.1)
+
+
+def _kill_and_rmdir_pod_cgroups() -> None:
     for root in _pod_cgroups():
         for procs in root.rglob("cgroup.procs"):
             with contextlib.suppress(OSError):

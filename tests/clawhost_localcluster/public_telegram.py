@@ -56,7 +56,11 @@ def _ip(*args: str, netns: str | None = None) -> None:
 
 
 def remove_netns(netns: str = NETNS) -> None:
-    """Gone with its veth pair (deleting the namespace deletes both ends); nothing if it is not there."""
+    """Gone with its veth pair; nothing if it is not there. The host end is deleted by name (which deletes both
+    ends at once): deleting the namespace alone frees the pair only when nothing holds the namespace any more, and
+    a socket the stand-in opened in it may still be closing."""
+    if Path(f"/sys/class/net/{HOST_LINK}").exists():
+        subprocess.run(["ip", "link", "delete", HOST_LINK], check=False, capture_output=True)
     if Path(f"/run/netns/{netns}").exists():
         subprocess.run(["ip", "netns", "delete", netns], check=False, capture_output=True)
 
