@@ -238,3 +238,20 @@ def screenshot_dir(pytestconfig: pytest.Config) -> Path:
     """Where browser tests save screenshots: under pytest-playwright's --output folder (test-results/, git-ignored,
     emptied at the start of each run)."""
     return Path(str(pytestconfig.getoption("--output"))).absolute() / "screenshots"
+
+
+# The LLM and Telegram Bot API stand-ins, one of each per test module (the onboarding and journey suites).
+@pytest.fixture(scope="module")
+def kimi() -> Iterator[FakeKimi]:
+    server = FakeKimi()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def telegram() -> Iterator[TelegramBotApi]:
+    server = TelegramBotApi()
+    server.start()
+    yield server
+    server.stop()

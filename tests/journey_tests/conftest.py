@@ -28,22 +28,6 @@ SITE = "https://site.test"  # the site's origin (CLAWHOST_API_SITE_ORIGINS)
 
 
 @pytest.fixture(scope="module")
-def kimi() -> Iterator[FakeKimi]:
-    server = FakeKimi()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def telegram() -> Iterator[TelegramBotApi]:
-    server = TelegramBotApi()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def onboarding(
     kimi: FakeKimi, telegram: TelegramBotApi, redis_server: RedisServer, session_dir: Path
 ) -> Iterator[OnboardingProcess]:

@@ -14,22 +14,6 @@ from clawhost_localcluster.telegram_bot_api import TelegramBotApi
 
 
 @pytest.fixture(scope="module")
-def kimi() -> Iterator[FakeKimi]:
-    server = FakeKimi()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def telegram() -> Iterator[TelegramBotApi]:
-    server = TelegramBotApi()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def onboarding(
     kimi: FakeKimi, telegram: TelegramBotApi, redis_server: RedisServer, session_dir: Path
 ) -> Iterator[OnboardingProcess]:
