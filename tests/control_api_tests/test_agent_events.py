@@ -7,10 +7,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import redis
 import yaml
@@ -129,6 +131,35 @@ def test_suspend_from_another_tab_and_usage_moves_are_pushed(
     moved = stream.next_event("usage", where=lambda d: d["usage"]["tokens_used"] == 850_000)
     assert moved.data["gauge"]["level"] == "high"
     assert "850k of 1M tokens used" in moved.data["gauge"]["text"]
+
+
+def test_the_chart_catches_up_with_a_ledger_that_lags_the_counter(
+    fast_api: ControlApiProcess, customer_crd: Cluster, streams: list[EventStream], redis_url: str, database_url: str
+) -> None:
+    """The proxy counts at once and files its ledger row later; a row filed long after the count still reaches the
+    chart (it once stayed at 0 for good when the row came more than three ticks late on a busy machine)."""
+    api = fast_api
+    auth = _sign_in(api)
+    name = _agent(api, auth)
+    stream = _open(api, auth, streams)
+    assert stream.next_event("usage").data["usage"]["days"] == []
+
+    now = datetime.now(UTC)
+    period = usage_period(BillingStatus(), now)
+    redis.Redis.from_url(redis_url).set(usage_counter_key(name, period), 1_234)
+    counted = stream.next_event("usage", where=lambda d: d["usage"]["tokens_used"] == 1_234)
+    assert counted.data["usage"]["days"] == [], "the row is not filed yet"
+    time.sleep(3.0)  # the lag itself (15 ticks of 0.2 s), not a wait for something to happen
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO token_ledger (id, request_id, customer, tier, model, prompt_tokens, completion_tokens,"
+            " latency_ms, status, created_at, cached_prompt_tokens, charged_tokens)"
+            " VALUES (%s, 'late', %s, 'starter', 'kimi', 1000, 234, 10, 200, %s, 0, 1234)",
+            (f"{name}-late", name, now),
+        )
+    filed = stream.next_event("usage", timeout=10, where=lambda d: d["usage"]["days"] != [])
+    assert [(d["day"], d["charged_tokens"]) for d in filed.data["usage"]["days"]] == [(now.date().isoformat(), 1_234)]
+    assert f"{now.day} {now:%b}: 1,234 tokens" in filed.data["chart_svg"]
 
 
 def test_a_stream_shows_only_its_own_users_agent(

@@ -34,9 +34,11 @@ from clawhost_control_api.db import accounts
 from clawhost_control_api.kube.cache import CustomerCache
 from clawhost_control_api.kube.changes import ChangeNotice
 
-# How many usage ticks after the counter moved the per-day rows are read again: the proxy writes its ledger rows
-# to PostgreSQL a moment after it counts, so the first read can miss the newest request.
-LEDGER_CATCH_UP_TICKS = 3
+# The proxy counts a request in Redis at once and writes its ledger row to PostgreSQL a moment later (a busy
+# machine or a PostgreSQL restart can make that moment long). So after the counter moves, the per-day rows are read
+# again on every tick until they add up to the counter, for at most this long after the last move (a counter set by
+# hand, or rows lost, never catches up; the rows are read again at the next move).
+LEDGER_CATCH_UP_SECONDS = 60.0
 
 CLUSTER_DOWN = (
     "We cannot reach the cluster right now, so what you see here may be out of date. Your agent keeps running; "
@@ -100,14 +102,19 @@ def health_payload(cluster: bool, usage: bool) -> dict[str, Any]:
 
 
 class _UsageWatch:
-    """The usage part of one stream: reads the counter each tick, the per-day rows only when it moved."""
+    """The usage part of one stream: reads the counter each tick, the per-day rows when it moved until they match it."""
 
     def __init__(self, state: AppState) -> None:
         self.state = state
         self.counter: tuple[str, str, int] | None = None
         self.sent: dict[str, Any] | None = None
-        self.catch_up = 0
+        self.catch_up_until = 0.0  # time.monotonic() until which lagging per-day rows are read again
+        self.ledger_total = 0  # the charged tokens of the per-day rows last read
         self.reachable = True
+
+    def _ledger_caught_up(self) -> bool:
+        """Whether the per-day rows last read add up to the counter (the rows written so far, all of them)."""
+        return self.counter is not None and self.ledger_total >= self.counter[2]
 
     async def tick(self, raw: dict[str, Any] | None) -> dict[str, Any] | None:
         """The payload to send, or None when nothing changed (or there is no agent to read usage for)."""
@@ -121,14 +128,15 @@ class _UsageWatch:
                 effective_tier(customer.spec, customer.status.billing),
                 await tokens_used(self.state, customer),
             )
+            now = time.monotonic()
             if counter != self.counter:
-                self.counter, self.catch_up = counter, LEDGER_CATCH_UP_TICKS
-            elif self.catch_up == 0 and self.sent is not None:
+                self.counter, self.catch_up_until = counter, now + LEDGER_CATCH_UP_SECONDS
+            elif self.sent is not None and (now >= self.catch_up_until or self._ledger_caught_up()):
                 self.reachable = True
                 return None
-            else:
-                self.catch_up = max(0, self.catch_up - 1)
-            payload = usage_payload(await usage_of(self.state, customer))
+            usage = await usage_of(self.state, customer)
+            self.ledger_total = sum(day.charged_tokens for day in usage.days)
+            payload = usage_payload(usage)
         except UsageUnavailableError:
             self.reachable = False
             return None
