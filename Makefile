@@ -13,7 +13,7 @@ BENCH_APT_PACKAGES := wrk
 BROWSER_APT_PACKAGES := chromium fonts-wqy-zenhei
 PYTEST_ARGS ?=
 
-.PHONY: up down status test deps apt python binaries browser images lint typecheck pytest unit crds bench-operator bench-proxy bench-control-api bench-site bench-dashboard bench-apt
+.PHONY: up down status test deps apt python binaries browser images lint typecheck pytest unit crds bench-operator bench-proxy bench-control-api bench-site bench-dashboard bench-real-gateway bench-apt
 
 up: deps images ## start the local platform (cluster, Redis, PostgreSQL, CRDs) and print how to reach it
 	@echo "==> starting the local platform"
@@ -92,6 +92,9 @@ bench-site: deps browser ## each page's first load in Chromium against the platf
 
 bench-dashboard: deps browser ## a Customer's status change to the dashboard open in Chromium (goal: within 1 s)
 	$(UV) run --frozen python tests/bench/bench_dashboard_live.py $(BENCH_ARGS)
+
+bench-real-gateway: deps images ## real OpenClaw gateways on the real node: create -> Ready cold/warm vs. the same pod with a trivial server, memory vs. request, how many fit (root; BENCH_ARGS="--max-gateways 12")
+	$(UV) run --frozen python tests/bench/bench_real_gateway.py $(BENCH_ARGS)
 
 bench-proxy: apt python ## token proxy vs. upstream direct vs. LiteLLM (one worker each, 200 connections); BENCH_ARGS=--duration 20
 	$(UV) run --frozen python tests/bench/bench_proxy.py $(BENCH_ARGS)

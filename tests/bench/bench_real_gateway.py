@@ -2,6 +2,10 @@
 containerd) and warm, one gateway's memory against its tier's request and limit (idle and after one turn), and how
 many Starter gateways fit on this machine before the first one is refused, evicted or killed for memory.
 
+The peer, measured in the same run: the floor, a pod of the same image, resources, security context and probes as
+the operator renders, running a Node HTTP server of a few lines instead of OpenClaw (so no Customer, no operator,
+no isolation gate): what Kubernetes and the node cost before OpenClaw starts.
+
 uv run python tests/bench/bench_real_gateway.py [--max-gateways 12]
 
 Takes the machine's real node (waits for its lock); prints a table.
@@ -25,6 +29,8 @@ from clawhost_localcluster.node_environment import RealNodeCluster, running_real
 from clawhost_localcluster.platform import get_json
 from clawhost_localcluster.real_platform import RealPlatform, progress, running_real_platform
 from clawhost_localcluster.waiting import eventually
+from clawhost_operator.children import render_deployment
+from clawhost_operator.openclaw_config import GATEWAY_PORT
 
 USER = 424242
 
@@ -46,6 +52,38 @@ def _create_until_ready(platform: RealPlatform, name: str) -> float:
     platform.create_customer(USER, name=name)
     platform.customers.wait_ready(name, timeout=900)
     return time.monotonic() - started
+
+
+FLOOR_SERVER = "require('http').createServer((q,s)=>{s.end('ok')}).listen(PORT,()=>console.log('serving'))"
+
+
+def _floor_create_until_ready(platform: RealPlatform, reference: str) -> float:
+    """The peer: the gateway's pod as the operator renders it, with a trivial Node server for OpenClaw."""
+    deployment = render_deployment("bench-floor", get_tier("starter"), reference, 1, "floor")
+    spec = deployment["spec"]["template"]["spec"]
+    [gateway] = spec["containers"]
+    gateway["command"] = ["node", "-e", FLOOR_SERVER.replace("PORT", str(GATEWAY_PORT))]
+    gateway.pop("args", None)
+    gateway["env"] = [e for e in gateway["env"] if "valueFrom" not in e]
+    gateway["volumeMounts"] = [m for m in gateway["volumeMounts"] if m["name"] != "config"]
+    spec["initContainers"] = []
+    spec["volumes"] = [v for v in spec["volumes"] if v["name"] != "config"]
+    spec["serviceAccountName"] = "default"
+    namespace = platform.node_cluster.fresh_namespace("bench-floor")
+    deployment["metadata"]["namespace"] = namespace
+    started = time.monotonic()
+    platform.cluster.kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
+    platform.cluster.kubectl(
+        "wait",
+        "--for=condition=Available",
+        f"deployment/{deployment['metadata']['name']}",
+        "-n",
+        namespace,
+        "--timeout=900s",
+    )
+    elapsed = time.monotonic() - started
+    platform.cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+    return elapsed
 
 
 def _memory(platform: RealPlatform, customer: str) -> dict[str, int]:
@@ -111,6 +149,9 @@ def _measure(platform: RealPlatform, running: RealNodeCluster, max_gateways: int
     rows.append(("create -> Ready, image cold (s; import before it)", f"{cold:.1f} (+{imported:.1f})"))
     warm = _create_until_ready(platform, "bench-warm")
     rows.append(("create -> Ready, image warm (s)", f"{warm:.1f}"))
+    progress("peer: the same pod with a trivial Node server for OpenClaw -> Available")
+    floor = _floor_create_until_ready(platform, image.reference)
+    rows.append(("peer: same pod, trivial server -> Available (s)", f"{floor:.1f}"))
     idle = _memory(platform, "bench-warm")
     turn = _turn(platform, "bench-warm")
     after = _memory(platform, "bench-warm")
