@@ -21,6 +21,7 @@ from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
 from clawhost_localcluster.images import IMAGE_ERRORS, ensure_gateway_image
 from clawhost_localcluster.node import clean_after_killed_node
 from clawhost_localcluster.onboarding_process import OnboardingProcess
+from clawhost_localcluster.onboarding_stand_in import answer as onboarding_stand_in_answer
 from clawhost_localcluster.pause_image import pause_image
 from clawhost_localcluster.pki import write_jwt_keys
 from clawhost_localcluster.processes import ManagedProcess, StartupError, free_port, wait_until
@@ -140,9 +141,11 @@ _local_upstream: list[FakeKimi] = []
 
 
 def _local_stand_in() -> FakeKimi:
-    """The one local OpenAI-compatible stand-in of `make up` (the proxy's and the onboarding service's upstream)."""
+    """The one local OpenAI-compatible stand-in of `make up` (the proxy's and the onboarding service's upstream): it
+    plays a simple deterministic model for the onboarding agent's requests (onboarding_stand_in.py), so the local
+    chat reaches the checkout without a Kimi key, and answers any other request with canned words."""
     if not _local_upstream:
-        stand_in = FakeKimi()
+        stand_in = FakeKimi(responder=onboarding_stand_in_answer)
         stand_in.start()
         _local_upstream.append(stand_in)
     return _local_upstream[0]
@@ -157,7 +160,11 @@ def _start_onboarding(env: Environment) -> tuple[OnboardingProcess, str]:
         key, model = given.get("CLAWHOST_ONBOARDING_LLM_API_KEY", ""), base_url
     else:
         base_url, key = f"http://127.0.0.1:{_local_stand_in().port}/v1", UPSTREAM_KEY
-        model = "a local OpenAI-compatible stand-in (set CLAWHOST_ONBOARDING_LLM_API_KEY to use Kimi)"
+        model = (
+            "a local stand-in, not a language model: a deterministic keyword-driven script of the onboarding steps "
+            "(English; answer its questions plainly: the use case, a bot token, 'done' after Start, 'yes', "
+            "'daily, only me', 'Pro'); set CLAWHOST_ONBOARDING_LLM_API_KEY to use Kimi"
+        )
     telegram = given.pop("CLAWHOST_ONBOARDING_TELEGRAM_API_BASE_URL", "https://api.telegram.org")
     service = OnboardingProcess(
         redis_url=env.redis.url,

@@ -20,6 +20,10 @@ text and/or tool calls; streamed, tool calls arrive as `tool_calls` deltas (the 
 pieces) and end with `finish_reason: "tool_calls"`, with usage as with any answer. The answer depends only on the
 request, so a retried or resumed turn gets the same answer. `hold=K` in a step waits for `release(K)` first;
 `outage = 503` (or any status) answers every chat call with that error until set back to None.
+
+A `responder` (a function of the request body returning a Step, or None to pass) answers the requests no script
+matched, before the canned answer: `make up` gives it `onboarding_stand_in.answer`, a deterministic model for the
+onboarding agent.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,8 +99,12 @@ def first_content(body: dict[str, Any]) -> str:
     return str(messages[0].get("content")) if isinstance(messages[0], dict) else ""
 
 
+Responder = Callable[[dict[str, Any]], Step | None]
+
+
 class FakeKimi:
-    def __init__(self) -> None:
+    def __init__(self, responder: Responder | None = None) -> None:
+        self.responder = responder
         self.requests: list[dict[str, Any]] = []
         self.reported: list[tuple[str, dict[str, Any]]] = []  # (first message content, usage reported)
         self.port = 0
@@ -149,6 +158,8 @@ class FakeKimi:
                 status=self.outage,
             )
         step = _step_for(self.scripts, body.get("messages") or [])
+        if step is None and self.responder is not None:
+            step = self.responder(body)
         if step is not None:
             return await self._scripted(request, body, step)
         how = _directives(body)
