@@ -36,6 +36,7 @@ from clawhost_onboarding.states import CONVERSING, State, TransitionError
 from clawhost_onboarding.store import SessionStore
 from clawhost_onboarding.telegram import Bot, BotApi, TelegramUnavailableError, TokenRefused, WebhookSetError
 from clawhost_onboarding.tools import advance_when_ready
+from clawhost_onboarding.user_safe import scrub
 
 logger = logging.getLogger("clawhost.onboarding")
 
@@ -103,7 +104,7 @@ class Conversation:
         elif isinstance(frame, CheckoutCreated):
             await self._checkout_created(frame)
         elif isinstance(frame, AgentCreationFailed):
-            await self._error("agent_creation_failed", frame.message, retryable=frame.retryable)
+            await self._error("agent_creation_failed", scrub(frame.message), retryable=frame.retryable)
         elif isinstance(frame, SecretWritten):
             await self._secret_written()
         elif isinstance(frame, Provisioning):
@@ -431,7 +432,7 @@ class Conversation:
             await self._error("bad_request", "provisioning before a checkout was created", retryable=False)
             return
         bot = frame.bot_username or (s.gathered.bot.username if s.gathered.bot else "")
-        words = texts.text(frame.phase, self._language(), bot=bot)
+        words = self._provisioning_words(frame, bot)
         if s.provisioning_phase != frame.phase:
             try:
                 s.move(target)
@@ -443,3 +444,13 @@ class Conversation:
             await self._save()
             self._log("provisioning", phase=frame.phase)
         await self._send({"type": "provisioning", "phase": frame.phase, "text": words, "bot_username": bot})
+
+    def _provisioning_words(self, frame: Provisioning, bot: str) -> str:
+        """What the chat says for a phase: a failure says what went wrong in the control API's words (it read the
+        Customer's status), scrubbed of anything secret; the way to a live agent in the service's own words."""
+        reason = scrub(frame.text) if frame.phase == "failed" and frame.text else ""
+        if reason:
+            if reason[-1] not in ".!?…":
+                reason += "."
+            return texts.text("failed_because", self._language(), reason=reason)
+        return texts.text(frame.phase, self._language(), bot=bot)

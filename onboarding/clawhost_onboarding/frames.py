@@ -59,6 +59,7 @@ class Provisioning(_In):
     type: Literal["provisioning"]
     phase: ProvisioningPhase
     bot_username: str | None = Field(default=None, max_length=64)
+    text: str | None = Field(default=None, max_length=2000)  # the control API's words: for `failed`, what went wrong
 
 
 Incoming = Annotated[

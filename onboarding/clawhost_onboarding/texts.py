@@ -49,6 +49,12 @@ _TEXTS: dict[str, dict[str, str]] = {
         "es": "No se pudo arrancar tu agente. Escribe a support@clawhost.dev y lo arreglamos, o abre tu panel para "
         "ver qué pasó.",
     },
+    "failed_because": {  # {reason}: the control API's (English) words on what went wrong, scrubbed of secrets
+        "en": "{reason} If it stays like this, write to support@clawhost.dev.",
+        "de": "Dein Agent läuft nicht: {reason} Wenn es so bleibt, schreib an support@clawhost.dev.",
+        "fr": "Votre agent ne tourne pas : {reason} Si cela persiste, écrivez à support@clawhost.dev.",
+        "es": "Tu agente no está en marcha: {reason} Si sigue así, escribe a support@clawhost.dev.",
+    },
     "sign_in": {
         "en": "Everything is ready. Sign up or log in so the agent is created for your account.",
         "de": "Alles bereit. Registriere dich oder melde dich an, damit der Agent für dein Konto angelegt wird.",

@@ -111,3 +111,14 @@ class Conversation:
                 telegram.send_dm(token, TELEGRAM_USER_ID, "/start", first_name="Ana")
             frames += await client.say(self.happy_message(n, token))
         return frames
+
+
+async def chat_to_a_result(
+    client: OnboardingClient, talk: Conversation, telegram: TelegramBotApi, token: str, user_id: str | None = "7"
+) -> tuple[str, list[dict[str, Any]]]:
+    """The happy path on `client` (a connection to the service); the session id and every frame of the conversation."""
+    session = await client.hello(client_ip=fresh_ip(), user_id=user_id)
+    assert session["type"] == "session", session
+    frames = await talk.play(client, telegram, token)
+    frames += await client.until("result", "sign_in_required")
+    return session["session_id"], frames

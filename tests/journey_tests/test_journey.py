@@ -231,6 +231,43 @@ def test_an_agent_that_cannot_start_is_a_clear_failure_in_the_chat(
     assert httpx.post(checkout["url"], follow_redirects=False, timeout=30).status_code == 303
     failed = chat.until(lambda f: f.get("phase") in ("failed", "live"), timeout=120, what="the outcome")
     assert failed["phase"] == "failed", failed
+    # What went wrong, in the control API's words from the Customer's status (not a generic line), and what to do.
+    assert "could not read its Telegram bot token" in failed["text"], failed
+    assert "Set the token again in the dashboard" in failed["text"]
     assert "support@clawhost.dev" in failed["text"]
     assert "live" not in _phases(chat)
+    shown = json.dumps(chat.seen)
+    assert bot.token.split(":")[1] not in shown
+    assert "chp_" not in shown, "no proxy token"
+    chat.close()
+
+
+def test_an_agent_the_control_api_refuses_to_create_says_why_in_the_chat(
+    control_api: ControlApiProcess, kimi: FakeKimi, telegram: TelegramBotApi
+) -> None:
+    token = _account(control_api)
+    first = telegram.register_bot(f"first_{uuid.uuid4().hex[:6]}_bot")
+    made = httpx.post(
+        f"{control_api.url}/agent",
+        json={"tier": "starter", "bot_token": first.token, "allowed_user_ids": [123_456]},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    talk = Conversation(kimi)
+    talk.happy_path()
+    second = telegram.register_bot(f"second_{uuid.uuid4().hex[:6]}_bot")
+    chat = ChatClient.open(control_api.url, origin=SITE)
+    chat.hello(access_token=token)
+    chat.until_type("session")
+    _converse(chat, talk, telegram, second, 800_000 + uuid.uuid4().int % 100_000)
+    refused = chat.until(lambda f: f["type"] in ("error", "checkout"), timeout=60, what="the control API's answer")
+    assert refused["type"] == "error", refused
+    assert refused["code"] == "agent_creation_failed"
+    assert refused["message"] == "You already have an agent: manage it from the dashboard (one agent per account).", (
+        "the control API's own reason"
+    )
+    shown = json.dumps(chat.seen)
+    for secret in (first.token.split(":")[1], second.token.split(":")[1], token):
+        assert secret not in shown
     chat.close()

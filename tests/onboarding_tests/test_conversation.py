@@ -17,6 +17,7 @@ from clawhost_localcluster.onboarding_process import OnboardingClient, Onboardin
 from clawhost_localcluster.onboarding_script import (
     PREFIX,
     Conversation,
+    chat_to_a_result,
     fresh_ip,
     of_type,
     redis_values,
@@ -24,17 +25,6 @@ from clawhost_localcluster.onboarding_script import (
 )
 from clawhost_localcluster.services import RedisServer
 from clawhost_localcluster.telegram_bot_api import TelegramBotApi
-
-
-async def chat_to_a_result(
-    client: OnboardingClient, talk: Conversation, telegram: TelegramBotApi, token: str, user_id: str | None = "7"
-) -> tuple[str, list[dict[str, Any]]]:
-    """The happy path on `client`; returns the session id and every frame of the conversation."""
-    session = await client.hello(client_ip=fresh_ip(), user_id=user_id)
-    assert session["type"] == "session", session
-    frames = await talk.play(client, telegram, token)
-    frames += await client.until("result", "sign_in_required")
-    return session["session_id"], frames
 
 
 async def test_happy_path_reaches_a_result_in_six_messages_with_the_token_kept_from_model_transcript_and_log(
