@@ -114,7 +114,7 @@ def _install(env: Environment) -> Path:
     """CRD + the control API's namespaces and RBAC; returns a kubeconfig acting as its ServiceAccount."""
     kubectl = env.cluster.kubectl
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "customer.crd.yaml"))
-    kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
+    env.cluster.wait_established("customers.clawhost.dev")
     deploy = REPO / "control_api" / "deploy"
     kubectl("apply", "-f", str(REPO / "deploy" / "00-namespaces.yaml"), "-f", str(deploy / "10-rbac.yaml"))
     token = kubectl("create", "token", SERVICE_ACCOUNT, "-n", PLATFORM_NAMESPACE, "--duration=6h").stdout.strip()

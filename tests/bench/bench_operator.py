@@ -263,7 +263,7 @@ def operator_phase(
     with local_environment() as env:
         cluster = env.cluster
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
+        cluster.wait_established("customers.clawhost.dev")
         for manifest in sorted((REPO / "deploy").glob("*.yaml")) + sorted(
             (REPO / "operator" / "deploy").glob("*.yaml")
         ):

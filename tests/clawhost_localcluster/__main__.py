@@ -58,9 +58,9 @@ def _install_platform(env: Environment) -> None:
     """Install the CRDs, the platform's namespaces and NetworkPolicies, and each service's RBAC and admission policies
     (their Deployments need images; locally the services run here)."""
     for crd in sorted((REPO / "crds").glob("*.crd.yaml")):
-        env.cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+        applied = env.cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd), "-o", "name")
         print(f"[up] applied {crd.relative_to(REPO)}", flush=True)
-    env.cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        env.cluster.wait_established(*(line.split("/", 1)[1] for line in applied.stdout.split()))
     manifests = [
         *sorted((REPO / "deploy").glob("*.yaml")),
         *sorted((REPO / "operator" / "deploy").glob("*.yaml")),

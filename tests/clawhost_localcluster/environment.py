@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,6 +23,7 @@ from clawhost_localcluster.controlplane import FAKE_NODE_COUNT, ControlPlane
 from clawhost_localcluster.node import RealNode
 from clawhost_localcluster.processes import StartupError
 from clawhost_localcluster.services import PostgresServer, RedisServer
+from clawhost_localcluster.waiting import eventually
 
 EXISTING_KUBECONFIG_ENV = "CLAWHOST_KUBECONFIG"
 
@@ -47,6 +49,21 @@ class Cluster:
         if check and result.returncode != 0:
             raise StartupError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
+
+    def wait_established(self, *crds: str, timeout: float = 60) -> None:
+        """Wait until each CRD (its full name, e.g. customers.clawhost.dev) is Established. Unlike `kubectl wait`,
+        a CRD read before the API server wrote any status is not an error (it failed a loaded run: `.status.conditions
+        accessor error: <nil>`), just not Established yet."""
+
+        def established(crd: str) -> bool:
+            result = self.kubectl("get", "crd", crd, "-o", "json", check=False)
+            if result.returncode != 0:
+                return False
+            conditions = (json.loads(result.stdout).get("status") or {}).get("conditions") or []
+            return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+        for crd in crds:
+            eventually(partial(established, crd), timeout=timeout, what=f"CRD {crd} to be Established")
 
     def patch_customer_status(self, name: str, status: dict[str, Any]) -> None:
         """Merge `status` into a Customer's status subresource, as billing or the operator would write it."""

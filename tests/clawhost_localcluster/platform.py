@@ -42,7 +42,7 @@ def install_platform(cluster: Cluster) -> None:
     """The Customer CRD, the platform's namespaces and NetworkPolicies and the operator's deploy manifests but its
     Deployment's pod, ready for Customers: served, and the finalizer policy in force."""
     cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
+    cluster.wait_established("customers.clawhost.dev")
     # As the README installs it: the platform-wide manifests (namespaces, their NetworkPolicies) first.
     cluster.kubectl("apply", "-f", str(REPO / "deploy"), "-f", str(REPO / "operator" / "deploy"))
     # Established is not yet usable: until the API server has built the Customer's schema for the finalizer

@@ -76,7 +76,7 @@ SERVICE_ACCOUNT = "clawhost-control-api"
 @pytest.fixture(scope="session")
 def customer_crd(cluster: Cluster) -> Cluster:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/customers.clawhost.dev", "--timeout=60s")
+    cluster.wait_established("customers.clawhost.dev")
     cluster.kubectl(
         "apply",
         "-f",

@@ -213,7 +213,7 @@ def test_crd_validation_rule_rejects_a_bad_object_with_its_message(cluster: Clus
     }
     cluster.kubectl("apply", "-f", "-", stdin=json.dumps(crd))
     try:
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/widgets.{group}", "--timeout=30s")
+        cluster.wait_established(f"widgets.{group}", timeout=30)
 
         def widget(name: str, low: int, high: int) -> str:
             return json.dumps(
