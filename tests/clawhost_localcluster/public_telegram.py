@@ -145,13 +145,14 @@ def _issue_certificates(directory: Path, address: str) -> tuple[Path, Path, Path
     return paths
 
 
-def start_public_telegram(directory: Path, netns: str = NETNS) -> PublicTelegram:
-    """The stand-in on https://203.0.113.10:443 inside `netns` (made afresh); stop() removes the namespace."""
+def start_public_telegram(directory: Path, netns: str = NETNS, any_token_is_a_bot: bool = False) -> PublicTelegram:
+    """The stand-in on https://203.0.113.10:443 inside `netns` (made afresh); stop() removes the namespace.
+    `any_token_is_a_bot`: see `TelegramBotApi`."""
     ca_file, cert_file, key_file = _issue_certificates(directory, ADDRESS)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     _make_netns(netns)
-    api = TelegramBotApi()
+    api = TelegramBotApi(any_token_is_a_bot=any_token_is_a_bot)
     try:
         api.start(sock=_listen_in(netns, ADDRESS, 443), ssl_context=context)
     except BaseException:

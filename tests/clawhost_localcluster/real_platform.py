@@ -1,10 +1,9 @@
-"""The platform on the real node: the token proxy as its Deployment from proxy/deploy/ (the platform image), the
-stores and the LLM stand-in outside the cluster where only `platform` may reach them, the Bot API stand-in on a
-public-looking HTTPS address, and the operator pointing the real gateways at both stand-ins.
+"""The platform on the real node for tests: the token proxy as `make up` runs it there (`in_cluster_proxy`: its
+Deployment from proxy/deploy/, the stores and the LLM stand-in outside the cluster where only `platform` may reach
+them), the Bot API stand-in on a public-looking HTTPS address, and the operator pointing the real gateways at both
+stand-ins.
 
-Where each outside piece lives, and who may reach it (nothing here loosens a customer's NetworkPolicy):
-- fake Kimi, Redis and PostgreSQL: on the node's address, on ports other than 443. `platform` has no egress policy;
-  a customer's pod may reach only DNS, the proxy's 8080 and public addresses on 443, so none of them.
+Where the Bot API stand-in lives (nothing here loosens a customer's NetworkPolicy):
 - the Bot API stand-in: https://203.0.113.10 (its own network namespace; `public_telegram`), which a customer's
   pod reaches as it would api.telegram.org.
 """
@@ -23,14 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from clawhost_api.customer import namespace_for
 from clawhost_api.tiers import get_tier
-from clawhost_control_api.db.migrations import migrate
 from clawhost_localcluster.environment import Cluster
-from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
-from clawhost_localcluster.images import ensure_gateway_image, ensure_platform_image
+from clawhost_localcluster.images import ensure_gateway_image
+from clawhost_localcluster.in_cluster_proxy import OutsideServices, start_token_proxy_in_cluster
 from clawhost_localcluster.nettest_image import NETTEST_IMAGE, nettest_image
 from clawhost_localcluster.node_environment import RealNodeCluster
 from clawhost_localcluster.platform import (
@@ -47,7 +43,6 @@ from clawhost_operator.children import render_deployment
 from clawhost_operator.settings import OperatorSettings
 
 REPO = Path(__file__).resolve().parents[2]
-PROXY_DEPLOY = REPO / "proxy" / "deploy"
 
 
 _progress_sinks: list[Callable[[str], None]] = []
@@ -65,106 +60,6 @@ def progress(message: str) -> None:
         _progress_sinks[0](line)
     else:
         print(line, file=sys.stderr, flush=True)
-
-
-def _secret(name: str, namespace: str, data: dict[str, str]) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": namespace},
-            "type": "Opaque",
-            "stringData": data,
-        }
-    )
-
-
-def render_token_proxy(upstream_url: str, replicas: int = 1) -> list[dict[str, Any]]:
-    """proxy/deploy/ as shipped, but for the upstream (the stand-in instead of Moonshot), the replica count, and the
-    image taken as imported (a `:latest` image is otherwise pulled every time, and nothing can be pulled here)."""
-    documents: list[dict[str, Any]] = []
-    for path in sorted(PROXY_DEPLOY.glob("*.yaml")):
-        documents += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    for doc in documents:
-        if doc["kind"] == "Deployment":
-            doc["spec"]["replicas"] = replicas
-            [container] = doc["spec"]["template"]["spec"]["containers"]
-            container["imagePullPolicy"] = "IfNotPresent"
-            for variable in container["env"]:
-                if variable["name"] == "CLAWHOST_PROXY_UPSTREAM_BASE_URL":
-                    variable["value"] = upstream_url
-    return documents
-
-
-@dataclass
-class OutsideServices:
-    """The stores and the LLM stand-in, reachable on the node's address (relays in front of loopback servers)."""
-
-    node_ip: str
-    kimi: FakeKimi
-    redis: TcpRelay
-    postgres: TcpRelay
-    postgres_database: str
-
-    @property
-    def upstream_url(self) -> str:
-        return f"http://{self.node_ip}:{self.kimi.port}/v1"
-
-    @property
-    def redis_url(self) -> str:
-        return f"redis://{self.redis.address}/0"
-
-    @property
-    def postgres_dsn(self) -> str:
-        return f"postgresql://postgres@{self.postgres.address}/{self.postgres_database}"
-
-    def stop(self) -> None:
-        self.redis.stop()
-        self.postgres.stop()
-        self.kimi.stop()
-
-
-def start_outside_services(node_ip: str, redis_port: int, postgres_port: int, database: str) -> OutsideServices:
-    migrate(f"postgresql://postgres@127.0.0.1:{postgres_port}/{database}")  # what the control API applies deployed
-    kimi = FakeKimi()
-    kimi.start(host=node_ip)
-    redis = TcpRelay("127.0.0.1", redis_port, host=node_ip)
-    postgres = TcpRelay("127.0.0.1", postgres_port, host=node_ip)
-    redis.start()
-    postgres.start()
-    return OutsideServices(node_ip, kimi, redis, postgres, database)
-
-
-def deploy_token_proxy(cluster: Cluster, outside: OutsideServices) -> None:
-    """The token proxy's Deployment and Service from proxy/deploy/, its Secrets as the installer would write them."""
-    cluster.kubectl("apply", "-f", "-", stdin=_secret("token-proxy-upstream", "platform", {"api-key": UPSTREAM_KEY}))
-    stores = {"redis-url": outside.redis_url, "postgres-dsn": outside.postgres_dsn}
-    cluster.kubectl("apply", "-f", "-", stdin=_secret("token-proxy-stores", "platform", stores))
-    for document in render_token_proxy(outside.upstream_url):
-        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(document))
-    cluster.kubectl("rollout", "status", "deployment/token-proxy", "-n", "platform", "--timeout=300s")
-
-
-def expose_api_server(cluster: Cluster, relay: TcpRelay) -> None:
-    """The `kubernetes` Service (what in-cluster clients dial, KUBERNETES_SERVICE_HOST) backed by the node's relay to
-    the API server, which listens on loopback; its certificate names the Service's address."""
-    host, port = relay.address.rsplit(":", 1)
-    endpoints = {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": "kubernetes-node-relay",
-            "namespace": "default",
-            "labels": {
-                "kubernetes.io/service-name": "kubernetes",
-                "endpointslice.kubernetes.io/managed-by": "clawhost",
-            },
-        },
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
-        "ports": [{"name": "https", "port": int(port), "protocol": "TCP"}],
-    }
-    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(endpoints))
 
 
 @dataclass
@@ -338,22 +233,17 @@ def running_real_platform(
     the outside services and the Bot API stand-in up, the operator running as its ServiceAccount."""
     started = time.monotonic()
     cluster, node = running.cluster, running.node
-    progress("assembling and importing the gateway and platform images")
+    progress("assembling and importing the gateway image")
     running.import_image(ensure_gateway_image())
-    running.import_image(ensure_platform_image())
     install_platform(cluster)
     # The platform's manifests also ship the operator's Deployment and the stores; here the operator runs as a
     # process (its log and metrics at hand) and the stores are the session's, relayed on the node's address.
     cluster.kubectl("delete", "deployments,statefulsets,cronjobs,jobs", "--all", "-n", "platform", "--wait=false")
-    assert node.api_relay is not None, "the node relays the API server to pods"
-    expose_api_server(cluster, node.api_relay)
+    progress(f"platform installed ({time.monotonic() - started:.0f}s)")
     with ExitStack() as stack:
-        outside = start_outside_services(node.ip, redis_port, postgres_port, database)
+        # The same wiring as `make up` on the real node (its stand-in upstream).
+        outside = start_token_proxy_in_cluster(running, redis_port, postgres_port, database, progress)
         stack.callback(outside.stop)
-        progress(
-            f"platform installed; deploying the token proxy from proxy/deploy/ ({time.monotonic() - started:.0f}s)"
-        )
-        deploy_token_proxy(cluster, outside)
         workdir.mkdir(parents=True, exist_ok=True)
         telegram = start_public_telegram(workdir / "telegram")
         stack.callback(telegram.stop)

@@ -133,7 +133,10 @@ def _bot_method(name: str) -> Callable[[Handler], Handler]:
 class TelegramBotApi:
     """The server and its test API; state is touched only on the server's own event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, any_token_is_a_bot: bool = False) -> None:
+        """`any_token_is_a_bot`: a well-formed token nobody registered is a new bot on first use (`make up`, where a
+        Customer's made-up token must work offline), instead of 401."""
+        self.any_token_is_a_bot = any_token_is_a_bot
         self.port = 0
         self.scheme = "http"
         self.host = "127.0.0.1"
@@ -197,26 +200,25 @@ class TelegramBotApi:
 
     def register_bot(self, username: str | None = None, token: str | None = None) -> Bot:
         """A new bot Telegram knows; its token has the real format (`<bot id>:<35 characters>`)."""
+        return self._on_loop(lambda: self._add_bot(username, token))
 
-        def register() -> Bot:
-            bot_id = self._next_bot_id
-            self._next_bot_id += 1
-            secret = token or f"{bot_id}:AA{secrets.token_urlsafe(33)[:33]}"
-            match = TOKEN_FORMAT.match(secret)
-            if match is None:
-                raise ValueError("a bot token looks like <digits>:<30-60 of A-Za-z0-9_->")
-            bot = Bot(
-                token=secret,
-                id=int(match.group(1)),
-                username=username or f"test_{bot_id}_bot",
-                first_name=(username or "Test").removesuffix("_bot").capitalize(),
-                changed=asyncio.Condition(),
-                next_update_id=100_000_000 + secrets.randbelow(800_000_000),
-            )
-            self._bots[secret] = bot
-            return bot
-
-        return self._on_loop(register)
+    def _add_bot(self, username: str | None, token: str | None) -> Bot:
+        bot_id = self._next_bot_id
+        self._next_bot_id += 1
+        secret = token or f"{bot_id}:AA{secrets.token_urlsafe(33)[:33]}"
+        match = TOKEN_FORMAT.match(secret)
+        if match is None:
+            raise ValueError("a bot token looks like <digits>:<30-60 of A-Za-z0-9_->")
+        bot = Bot(
+            token=secret,
+            id=int(match.group(1)),
+            username=username or f"test_{bot_id}_bot",
+            first_name=(username or "Test").removesuffix("_bot").capitalize(),
+            changed=asyncio.Condition(),
+            next_update_id=100_000_000 + secrets.randbelow(800_000_000),
+        )
+        self._bots[secret] = bot
+        return bot
 
     def revoke(self, token: str) -> None:
         """As BotFather's /revoke: every later call with this token is 401, and a waiting long poll ends with 401."""
@@ -324,7 +326,10 @@ class TelegramBotApi:
 
     async def _handle(self, request: web.Request) -> web.Response:
         try:
-            bot = self._bots.get(request.match_info["token"])
+            token = request.match_info["token"]
+            bot = self._bots.get(token)
+            if bot is None and self.any_token_is_a_bot and TOKEN_FORMAT.match(token):
+                bot = self._add_bot(None, token)
             if bot is None or bot.revoked:
                 raise BotApiError(401, "Unauthorized")
             params = await self._params(request)

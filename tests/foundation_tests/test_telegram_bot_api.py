@@ -192,3 +192,20 @@ def test_commands_round_trip_and_calls_are_recorded(telegram: TelegramBotApi, bo
         "getMyCommands",
     ]
     assert call(telegram, bot.token, "setMyCommands", commands="not json").json()["error_code"] == 400
+
+
+def test_any_well_formed_token_is_a_bot_when_asked_and_a_malformed_one_still_401() -> None:
+    """`make up`'s stand-in: a Customer's made-up token (crds/examples/customer.yaml's) connects offline."""
+    server = TelegramBotApi(any_token_is_a_bot=True)
+    server.start()
+    try:
+        token = "123456789:AAExampleExampleExampleExampleExample"
+        first = call(server, token, "getMe")
+        assert first.status_code == 200, first.text
+        assert first.json()["result"]["id"] == 123456789
+        assert call(server, token, "getMe").json() == first.json(), "the same bot on every call"
+        server.send_dm(token, 42, "hi")
+        assert call(server, token, "getUpdates").json()["result"][0]["message"]["text"] == "hi"
+        assert call(server, "not-a-token", "getMe").status_code == 401
+    finally:
+        server.stop()
