@@ -13,7 +13,7 @@ BENCH_APT_PACKAGES := wrk
 BROWSER_APT_PACKAGES := chromium fonts-wqy-zenhei
 PYTEST_ARGS ?=
 
-.PHONY: up down status test deps apt python binaries browser images lint typecheck pytest unit crds bench-operator bench-proxy bench-control-api bench-site bench-dashboard bench-real-gateway bench-apt
+.PHONY: up down status chat test deps apt python binaries browser images lint typecheck pytest unit crds bench-operator bench-proxy bench-control-api bench-site bench-dashboard bench-real-gateway bench-apt
 
 up: deps images ## start the local platform (cluster, Redis, PostgreSQL, CRDs) and print how to reach it
 	@echo "==> starting the local platform"
@@ -24,6 +24,10 @@ down: ## stop the local platform and delete its data
 
 status:
 	$(UV) run --frozen python -m clawhost_localcluster status
+
+chat: ## talk to a Customer's agent without Telegram: make chat CUSTOMER=alice [MESSAGE="hello"]
+	@if [ -z "$(CUSTOMER)" ]; then echo "usage: make chat CUSTOMER=<name> [MESSAGE=\"...\"]" >&2; exit 2; fi
+	$(UV) run --frozen python -m clawhost_localcluster chat "$(CUSTOMER)" $(if $(MESSAGE),"$(MESSAGE)")
 
 test: deps browser images lint typecheck pytest ## install everything, then lint, type-check and run the whole suite
 

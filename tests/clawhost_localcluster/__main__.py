@@ -1,4 +1,5 @@
-"""`python -m clawhost_localcluster {build,up,down,status}`: the local platform for people (make up / make down)."""
+"""`python -m clawhost_localcluster {build,up,down,status,chat}`: the local platform for people (make up / make down /
+make chat)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,39 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
+from clawhost_localcluster.agent_chat import (
+    EXIT_NO_REAL_GATEWAY,
+    EXIT_NOT_RUNNING,
+    EXIT_TURN_FAILED,
+    AgentChat,
+    ChatError,
+)
 from clawhost_localcluster.browser import BrowserSetupError, axe_core, launch_args
 from clawhost_localcluster.build import BuildError, ensure_binaries, ensure_kstatus, ensure_node_binaries
 from clawhost_localcluster.control_api_launch import LOCAL_WEBHOOK_SECRET, local_site_settings, start_control_api
-from clawhost_localcluster.environment import Environment, local_environment
+from clawhost_localcluster.environment import Cluster, Environment, local_environment
 from clawhost_localcluster.fake_kimi import UPSTREAM_KEY, FakeKimi
 from clawhost_localcluster.images import IMAGE_ERRORS, ensure_gateway_image
-from clawhost_localcluster.node import clean_after_killed_node
+from clawhost_localcluster.in_cluster_proxy import (
+    PROXY_URL_IN_CLUSTER,
+    OutsideServices,
+    ProxyUpstream,
+    start_token_proxy_in_cluster,
+    upstream_from_environment,
+)
+from clawhost_localcluster.node import NodeLockTimeoutError, acquire_node_lock, clean_after_killed_node
+from clawhost_localcluster.node_environment import RealNodeCluster
 from clawhost_localcluster.onboarding_process import OnboardingProcess
 from clawhost_localcluster.onboarding_stand_in import answer as onboarding_stand_in_answer
 from clawhost_localcluster.pause_image import pause_image
 from clawhost_localcluster.pki import write_jwt_keys
 from clawhost_localcluster.processes import ManagedProcess, StartupError, free_port, wait_until
+from clawhost_localcluster.public_telegram import remove_netns, start_public_telegram
 from clawhost_localcluster.stripe_mock import start_stripe_mock
 from clawhost_localcluster.supervisor import Supervisor
 
@@ -34,6 +52,7 @@ STATE_FILE = RUN_DIR / "state.json"
 PID_FILE = RUN_DIR / "supervisor.pid"
 LOG_FILE = RUN_DIR / "supervisor.log"
 NODE_CHOICE_ENV = "CLAWHOST_LOCAL_NODE"  # real (default): a real node runs the pods; kwok: fake nodes only
+TELEGRAM_CHOICE_ENV = "CLAWHOST_LOCAL_TELEGRAM"  # stand-in (default): the gateways' Bot API is local; real: Telegram
 
 
 def _alive(pid: int) -> bool:
@@ -72,6 +91,10 @@ def _install_platform(env: Environment) -> None:
         if "deployment" not in manifest.name:
             env.cluster.kubectl("apply", "-f", str(manifest))
             print(f"[up] applied {manifest.relative_to(REPO)}", flush=True)
+    if env.node is not None:
+        # The stores run here on loopback and are relayed to `platform` (in_cluster_proxy): their StatefulSets' pods
+        # would wait for images nothing can pull and volumes nothing provides.
+        env.cluster.kubectl("delete", "statefulsets,cronjobs,jobs", "--all", "-n", "platform", "--wait=false")
 
 
 def _service_account_kubeconfig(env: Environment, namespace: str, account: str) -> Path:
@@ -104,7 +127,16 @@ def _start_control_api(
     return api.process, api.url, f"{api.url}  (OpenAPI: /docs; log {env.workdir / 'control-api.log'})"
 
 
-def _start_services(env: Environment) -> tuple[list[ManagedProcess], dict[str, str]]:
+def _start_services(env: Environment, outside: ExitStack) -> tuple[list[ManagedProcess], dict[str, str]]:
+    """The platform's services: host processes (supervised here) but, on the real node, the token proxy, which runs
+    in the cluster from proxy/deploy/ (Kubernetes restarts it). What outlives the call is closed by `outside`."""
+    operator_settings: dict[str, str] = {}
+    proxy: ManagedProcess | None = None
+    if env.node is not None:
+        proxy_description = _start_proxy_in_cluster(env, outside)
+        telegram_description, operator_settings = _start_telegram_for_gateways(env, outside)
+    else:
+        telegram_description = "none: kwok nodes run no gateway"
     metrics, health = free_port(), free_port()
     operator = ManagedProcess(
         "operator",
@@ -115,6 +147,7 @@ def _start_services(env: Environment) -> tuple[list[ManagedProcess], dict[str, s
             KUBECONFIG=str(_service_account_kubeconfig(env, "platform", "clawhost-operator")),
             CLAWHOST_OPERATOR_METRICS_PORT=str(metrics),
             CLAWHOST_OPERATOR_HEALTH_PORT=str(health),
+            **operator_settings,
         ),
     )
     operator.start()
@@ -124,17 +157,76 @@ def _start_services(env: Environment) -> tuple[list[ManagedProcess], dict[str, s
     stripe = start_stripe_mock(env.workdir)
     onboarding, onboarding_description = _start_onboarding(env)
     api, site_url, api_description = _start_control_api(env, stripe.url, onboarding)
-    proxy, proxy_description = _start_proxy(env)
+    if env.node is None:
+        proxy, proxy_description = _start_proxy(env)
     assert onboarding.process is not None
-    return [operator, stripe.process, onboarding.process, api, proxy], {
+    host_processes = [operator, stripe.process, onboarding.process, api, *([proxy] if proxy is not None else [])]
+    return host_processes, {
         "onboarding": onboarding_description,
         "site": f"{site_url}/  (open it in a browser: the landing page, sign-up, the onboarding chat)",
         "proxy": proxy_description,
+        "telegram": telegram_description,
         "operator": f"metrics http://127.0.0.1:{metrics}/metrics, health http://127.0.0.1:{health}/healthz, "
         f"log {env.workdir / 'operator.log'}",
         "stripe": f"{stripe.url} (stripe-mock; webhook secret {LOCAL_WEBHOOK_SECRET})",
         "control_api": api_description,
     }
+
+
+def _start_proxy_in_cluster(env: Environment, outside: ExitStack) -> str:
+    """The token proxy as production runs it (see `in_cluster_proxy`), Ready before this returns; the local
+    stand-in it may use is also the onboarding service's."""
+    assert env.node is not None
+
+    def report(line: str) -> None:
+        print(f"[up] {line}", flush=True)
+
+    chosen: list[ProxyUpstream] = []
+
+    def upstream(services: OutsideServices) -> ProxyUpstream:
+        chosen.append(upstream_from_environment(os.environ, services.upstream_url))
+        return chosen[0]
+
+    services = start_token_proxy_in_cluster(
+        RealNodeCluster(env.cluster, env.node),
+        env.redis.port,
+        env.postgres.port,
+        env.postgres.database,
+        report,
+        upstream,
+        FakeKimi(responder=onboarding_stand_in_answer),
+    )
+    outside.callback(services.stop)
+    _local_upstream.append(services.kimi)
+    return (
+        f"in the cluster: Deployment platform/token-proxy from proxy/deploy/ (the platform image), "
+        f"{PROXY_URL_IN_CLUSTER} from pods; upstream: {chosen[0].description}; "
+        f"log: kubectl logs -n platform deploy/token-proxy; Redis and PostgreSQL relayed to it on "
+        f"{services.redis.address} and {services.postgres.address}"
+    )
+
+
+def _start_telegram_for_gateways(env: Environment, outside: ExitStack) -> tuple[str, dict[str, str]]:
+    """Where the real gateways' Telegram channel connects: the local Bot API stand-in on https://203.0.113.10, where
+    any well-formed bot token is a bot (so a Customer is Ready offline, its channel connected); Telegram's own with
+    CLAWHOST_LOCAL_TELEGRAM=real."""
+    choice = os.environ.get(TELEGRAM_CHOICE_ENV, "stand-in")
+    if choice == "real":
+        return "https://api.telegram.org (CLAWHOST_LOCAL_TELEGRAM=real)", {}
+    if choice != "stand-in":
+        raise StartupError(f"{TELEGRAM_CHOICE_ENV}={choice!r}: use stand-in (the default) or real")
+    telegram = start_public_telegram(env.workdir / "telegram", any_token_is_a_bot=True)
+    outside.callback(telegram.stop)
+    print(f"[up] Telegram Bot API stand-in on {telegram.api_root} (the gateways' Telegram)", flush=True)
+    settings = {
+        "CLAWHOST_OPERATOR_TELEGRAM_API_ROOT": telegram.api_root,
+        "CLAWHOST_OPERATOR_GATEWAY_EXTRA_CA_FILE": str(telegram.ca_file),
+    }
+    return (
+        f"the gateways use a local Bot API stand-in on {telegram.api_root} (any well-formed bot token works; "
+        f"{TELEGRAM_CHOICE_ENV}=real for Telegram's own); talk to an agent with `make chat CUSTOMER=<name>`",
+        settings,
+    )
 
 
 _local_upstream: list[FakeKimi] = []
@@ -159,7 +251,8 @@ def _start_onboarding(env: Environment) -> tuple[OnboardingProcess, str]:
         base_url = given.get("CLAWHOST_ONBOARDING_LLM_BASE_URL", "https://api.moonshot.ai/v1")
         key, model = given.get("CLAWHOST_ONBOARDING_LLM_API_KEY", ""), base_url
     else:
-        base_url, key = f"http://127.0.0.1:{_local_stand_in().port}/v1", UPSTREAM_KEY
+        stand_in = _local_stand_in()
+        base_url, key = f"http://{stand_in.host}:{stand_in.port}/v1", UPSTREAM_KEY
         model = (
             "a local stand-in, not a language model: a deterministic keyword-driven script of the onboarding steps "
             "(English; answer its questions plainly: the use case, a bot token, 'done' after Start, 'yes', "
@@ -183,7 +276,8 @@ def _start_onboarding(env: Environment) -> tuple[OnboardingProcess, str]:
 
 
 def _start_proxy(env: Environment) -> tuple[ManagedProcess, str]:
-    """The token proxy as its ServiceAccount; upstream Kimi when a key is given, else a local stand-in."""
+    """The token proxy as a process on this machine, as its ServiceAccount (kwok nodes: no pod could reach it anyway);
+    upstream Kimi when a key is given, else a local stand-in."""
     upstream_env = {k: v for k, v in os.environ.items() if k.startswith("CLAWHOST_PROXY_UPSTREAM_")}
     if "CLAWHOST_PROXY_UPSTREAM_API_KEY" in upstream_env or "CLAWHOST_PROXY_UPSTREAM_API_KEY_FILE" in upstream_env:
         upstream = upstream_env.get("CLAWHOST_PROXY_UPSTREAM_BASE_URL", "https://api.moonshot.ai/v1 (default)")
@@ -213,7 +307,10 @@ def _start_proxy(env: Environment) -> tuple[ManagedProcess, str]:
     proxy.start()
     _wait_http("the token proxy", f"http://127.0.0.1:{admin_port}/readyz", proxy)
     print("[up] token proxy running", flush=True)
-    return proxy, f"http://127.0.0.1:{port}/v1  (upstream: {upstream}; log {env.workdir / 'token-proxy.log'})"
+    return proxy, (
+        f"http://127.0.0.1:{port}/v1  (a process on this machine: kwok nodes run no pods; upstream: {upstream}; "
+        f"log {env.workdir / 'token-proxy.log'})"
+    )
 
 
 def _describe(state: dict[str, str]) -> str:
@@ -227,12 +324,14 @@ def _describe(state: dict[str, str]) -> str:
             f"  operator     {state.get('operator', 'not started')}",
             f"  control API  {state.get('control_api', 'not started')}",
             f"  token proxy  {state.get('proxy', 'not started')}",
+            f"  telegram     {state.get('telegram', 'not started')}",
             f"  onboarding   {state.get('onboarding', 'not started')}",
             f"  stripe       {state.get('stripe', 'not started')}",
             f"  redis        {state['redis_url']}",
             f"  postgres     {state['postgres_dsn']}",
             f"  logs         {state['workdir']}/cluster/logs  (supervisor: {LOG_FILE})",
-            "  try          kubectl get nodes; kubectl apply -f crds/examples/customer.yaml; kubectl get cust",
+            "  try          kubectl get nodes; kubectl apply -f crds/examples/customer.yaml; kubectl get cust -w",
+            "  chat         make chat CUSTOMER=alice  (once it is Ready: your agent answers, through the token proxy)",
             "  stop         make down",
         ]
     )
@@ -270,10 +369,10 @@ def _import_images(env: Environment) -> str:
 def _serve() -> int:
     """Supervisor body: start everything, write the state file, then keep the services running until SIGTERM/SIGINT."""
     workdir = RUN_DIR / "data"
-    with local_environment(workdir=workdir, real_node=_real_node_wanted()) as env:
+    with local_environment(workdir=workdir, real_node=_real_node_wanted()) as env, ExitStack() as outside:
         node_description = _import_images(env)
         _install_platform(env)
-        services, described = _start_services(env)
+        services, described = _start_services(env, outside)
         state = {
             **described,
             "node": node_description,
@@ -287,7 +386,9 @@ def _serve() -> int:
         print(_describe(state), flush=True)
         supervised = [*services, *_infrastructure(env)]
         supervisor = Supervisor(supervised)
-        print(f"[up] supervising {', '.join(p.name for p in supervised)}: one that exits is restarted", flush=True)
+        in_cluster = "; the token proxy runs in the cluster (Kubernetes restarts it)" if env.node is not None else ""
+        names = ", ".join(p.name for p in supervised)
+        print(f"[up] supervising {names}: one that exits is restarted{in_cluster}", flush=True)
         try:
             while True:
                 supervisor.poll()
@@ -299,6 +400,42 @@ def _serve() -> int:
             for service in services:
                 service.stop()
     return 0
+
+
+class _ProgressLines:
+    """The supervisor's `[up]` lines written since this was made, shown as they come (the starting is in the
+    background; its progress belongs on the terminal that waits for it)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.offset = log.stat().st_size if log.exists() else 0
+
+    def show_new(self) -> None:
+        if not self.log.exists():
+            return
+        with self.log.open("rb") as file:
+            file.seek(self.offset)
+            chunk = file.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        for line in complete.decode(errors="replace").splitlines():
+            if line.startswith("[up]"):
+                print(line, flush=True)
+
+
+def _remove_left_telegram_netns() -> None:
+    """The gateways' Bot API stand-in's network namespace, when a killed run left it: only while no harness holds the
+    real node (a running one, e.g. the real-gateway tests, is using it)."""
+    if os.geteuid() != 0:
+        return  # it takes root to make one
+    try:
+        lock = acquire_node_lock(Path("(cleanup)"), wait=0)
+    except NodeLockTimeoutError:
+        return
+    try:
+        remove_netns()
+    finally:
+        lock.close()
 
 
 def _up(timeout: float) -> int:
@@ -314,6 +451,7 @@ def _up(timeout: float) -> int:
     else:
         # Stale data of a crashed run would hold an old etcd; start clean (a killed real node's mounts first).
         clean_after_killed_node()
+        _remove_left_telegram_netns()
         subprocess.run(["rm", "-rf", str(RUN_DIR / "data")], check=True)
         STATE_FILE.unlink(missing_ok=True)
         ensure_binaries()  # builds in the foreground so the progress shows here
@@ -333,7 +471,9 @@ def _up(timeout: float) -> int:
         pid = child.pid
         print(f"starting the local platform (pid {pid}, log {LOG_FILE})", flush=True)
     deadline = time.monotonic() + timeout
+    progress = _ProgressLines(LOG_FILE)
     while time.monotonic() < deadline:
+        progress.show_new()
         if STATE_FILE.exists():
             print(_describe(json.loads(STATE_FILE.read_text())))
             return 0
@@ -353,6 +493,7 @@ def _down() -> int:
         PID_FILE.unlink(missing_ok=True)
         if clean_after_killed_node():
             print("removed what a killed real node left on this machine")
+        _remove_left_telegram_netns()
         return 0
     os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
@@ -362,9 +503,55 @@ def _down() -> int:
         os.killpg(pid, signal.SIGKILL)
     PID_FILE.unlink(missing_ok=True)
     clean_after_killed_node()  # when the supervisor had to be killed, its node could not clean up
+    _remove_left_telegram_netns()
     subprocess.run(["rm", "-rf", str(RUN_DIR / "data")], check=True)
     print("stopped; data removed")
     return 0
+
+
+def _running_cluster() -> tuple[Cluster, dict[str, str]]:
+    """The cluster of the running local platform and its state, or a ChatError saying it is not running."""
+    if _running_pid() is None or not STATE_FILE.exists():
+        raise ChatError("the local platform is not running (start it with `make up`)", EXIT_NOT_RUNNING)
+    state = json.loads(STATE_FILE.read_text())
+    cluster = Cluster(Path(state["kubeconfig"]), Path(state["kubectl"]), existing=False, control_plane=None)
+    return cluster, state
+
+
+def _chat(customer: str, message: str | None) -> int:
+    """One message when given (the answer on stdout), else a prompt until end of input."""
+    try:
+        cluster, state = _running_cluster()
+        if state.get("node", "").startswith("kwok"):
+            raise ChatError(
+                "the platform runs on kwok nodes (CLAWHOST_LOCAL_NODE=kwok): no gateway really runs there; "
+                "`make down`, then `make up` with the real node",
+                EXIT_NO_REAL_GATEWAY,
+            )
+        chat = AgentChat(cluster, customer)
+        if message is not None:
+            print(chat.ask(message), flush=True)
+            return 0
+        chat.gateway_pod()
+        print(f"talking to {customer}'s agent (its OpenClaw gateway, through the token proxy); Ctrl-D ends", flush=True)
+    except ChatError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    while True:
+        try:
+            text = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not text.strip():
+            continue
+        print("(thinking...)", file=sys.stderr, flush=True)
+        try:
+            print(f"{customer}> {chat.ask(text)}", flush=True)
+        except ChatError as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            if error.exit_code != EXIT_TURN_FAILED:
+                return error.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,10 +559,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build and cache the Kubernetes, etcd, kwok, kstatus and real-node binaries")
     up = sub.add_parser("up", help="start the local platform in the background and print how to reach it")
-    up.add_argument("--timeout", type=float, default=300)
+    up.add_argument("--timeout", type=float, default=900, help="seconds (a first real-node start imports images)")
     sub.add_parser("down", help="stop the local platform and delete its data")
     sub.add_parser("status", help="print how to reach the running platform")
     sub.add_parser("browser", help="check Chromium and fetch axe-core (pinned, cached) for the browser tests")
+    chat = sub.add_parser("chat", help="talk to a Customer's own agent (its real gateway) without Telegram")
+    chat.add_argument("customer", help="the Customer's name (kubectl get customers)")
+    chat.add_argument("message", nargs="?", help="one message to send (else an interactive prompt)")
     sub.add_parser("serve", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
@@ -397,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
             return _down()
         if args.command == "serve":
             return _serve()
+        if args.command == "chat":
+            return _chat(args.customer, args.message)
         if STATE_FILE.exists() and _running_pid() is not None:
             print(_describe(json.loads(STATE_FILE.read_text())))
             return 0

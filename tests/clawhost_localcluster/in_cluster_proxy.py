@@ -150,9 +150,12 @@ class OutsideServices:
         self.kimi.stop()
 
 
-def start_outside_services(node_ip: str, redis_port: int, postgres_port: int, database: str) -> OutsideServices:
+def start_outside_services(
+    node_ip: str, redis_port: int, postgres_port: int, database: str, kimi: FakeKimi | None = None
+) -> OutsideServices:
+    """`kimi`: the stand-in to start on the node's address (a plain FakeKimi when None)."""
     migrate(f"postgresql://postgres@127.0.0.1:{postgres_port}/{database}")  # what the control API applies deployed
-    kimi = FakeKimi()
+    kimi = kimi or FakeKimi()
     kimi.start(host=node_ip)
     redis = TcpRelay("127.0.0.1", redis_port, host=node_ip)
     postgres = TcpRelay("127.0.0.1", postgres_port, host=node_ip)
@@ -257,16 +260,18 @@ def start_token_proxy_in_cluster(
     database: str,
     report: Report,
     upstream: Callable[[OutsideServices], ProxyUpstream | None] = lambda _: None,
+    kimi: FakeKimi | None = None,
 ) -> OutsideServices:
     """The platform image imported, the API server behind the `kubernetes` Service, the stores and the stand-in on
     the node's address, and the proxy Ready in `platform` (upstream: what `upstream` chooses, given the stand-in;
-    None: the stand-in). The caller stops the returned services. Expects the platform's manifests installed."""
+    None: the stand-in `kimi`, started here). The caller stops the returned services. Expects the platform's
+    manifests installed."""
     report("importing the platform image (the token proxy's) into the real node")
     running.import_image(ensure_platform_image())
     node = running.node
     assert node.api_relay is not None, "the node relays the API server to pods"
     expose_api_server(running.cluster, node.api_relay)
-    outside = start_outside_services(node.ip, redis_port, postgres_port, database)
+    outside = start_outside_services(node.ip, redis_port, postgres_port, database, kimi)
     try:
         chosen = upstream(outside)
         described = chosen.description if chosen else STAND_IN

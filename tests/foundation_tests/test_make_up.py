@@ -72,6 +72,13 @@ def test_up_twice_then_down(cluster: object, tmp_path: Path) -> None:
         ready = kubectl("wait", "--for=condition=Ready", "customer/alice", "--timeout=90s")
         assert ready.returncode == 0, ready.stderr
         assert _cli(run_dir, "status").returncode == 0
+        assert "a process on this machine" in next(
+            line for line in first.stdout.splitlines() if line.strip().startswith("token proxy")
+        )
+        # No gateway really runs on kwok nodes: `chat` says so instead of waiting for an answer.
+        chat_on_kwok = _cli(run_dir, "chat", "alice", "hello")
+        assert chat_on_kwok.returncode == 6, chat_on_kwok.stderr
+        assert "kwok" in chat_on_kwok.stderr
 
         # The control API `up` started: a user signs up, asks for an agent, and reads what the operator made of it.
         api_url = next(line.split()[2] for line in first.stdout.splitlines() if line.strip().startswith("control API"))
