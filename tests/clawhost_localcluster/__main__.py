@@ -403,8 +403,8 @@ def _serve() -> int:
 
 
 class _ProgressLines:
-    """The supervisor's `[up]` lines written since this was made, shown as they come (the starting is in the
-    background; its progress belongs on the terminal that waits for it)."""
+    """The supervisor's `[up]` lines (and a wait for the machine's real node) written since this was made, shown as
+    they come (the starting is in the background; its progress belongs on the terminal that waits for it)."""
 
     def __init__(self, log: Path) -> None:
         self.log = log
@@ -419,7 +419,7 @@ class _ProgressLines:
         complete = chunk[: chunk.rfind(b"\n") + 1]
         self.offset += len(complete)
         for line in complete.decode(errors="replace").splitlines():
-            if line.startswith("[up]"):
+            if line.startswith("[up]") or "waiting for the real node" in line:
                 print(line, flush=True)
 
 
@@ -440,6 +440,7 @@ def _remove_left_telegram_netns() -> None:
 
 def _up(timeout: float) -> int:
     RUN_DIR.mkdir(exist_ok=True)
+    progress = _ProgressLines(LOG_FILE)
     pid = _running_pid()
     if pid is not None and STATE_FILE.exists():
         print(f"already running (pid {pid})")
@@ -471,7 +472,6 @@ def _up(timeout: float) -> int:
         pid = child.pid
         print(f"starting the local platform (pid {pid}, log {LOG_FILE})", flush=True)
     deadline = time.monotonic() + timeout
-    progress = _ProgressLines(LOG_FILE)
     while time.monotonic() < deadline:
         progress.show_new()
         if STATE_FILE.exists():
