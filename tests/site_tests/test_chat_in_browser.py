@@ -40,6 +40,9 @@ def assistant_replies(page: Page) -> int:
 
 def say(page: Page, text: str) -> None:
     """Type a message, send it, and wait for the assistant's whole reply (the composer opens again)."""
+    # Send is enabled by the session frame, which also draws the transcript (its greeting): counted before it
+    # arrived, a loaded run saw the greeting and the reply as two new replies.
+    expect(page.get_by_role("button", name="Send")).to_be_enabled(timeout=REPLY_TIMEOUT)
     before = assistant_replies(page)
     page.get_by_label("Your message").fill(text)
     page.get_by_role("button", name="Send").click()
