@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 import yaml
 
@@ -13,6 +16,7 @@ from clawhost_localcluster.environment import Cluster
 from clawhost_localcluster.relay import TcpRelay, relay_to_api_server
 
 pytestmark = pytest.mark.cluster
+APPLY = "application/apply-patch+yaml"
 
 
 @pytest.fixture
@@ -57,3 +61,31 @@ def test_a_refusal_is_a_kube_error_with_the_api_servers_reason(cluster: Cluster)
         http.get("/api/v1/namespaces/no-such-namespace-here")
     assert (missing.value.status, missing.value.reason) == (404, "NotFound")
     assert "no-such-namespace-here" in missing.value.message
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced_not_a_failure(
+    cluster: Cluster, api_relay: TcpRelay, tmp_path: Path
+) -> None:
+    """The API server closes a connection idle for 90 s (a loaded test run waits that long between two writes).
+
+    The next request goes over a new connection. A write once failed as unreachable (the control API's 503): it is
+    sent in two parts, and TLS reports the second, refused by the closed connection, as an EOF, not a reset.
+    """
+    http = KubeHttp(load_config(_kubeconfig(cluster, tmp_path, f"https://{api_relay.address}", None)))
+    name = f"kept-alive-{uuid.uuid4().hex[:8]}"
+    path = f"/api/v1/namespaces/default/configmaps/{name}"
+    http.get("/version")
+    http.get("/version")
+    assert api_relay.accepted == 1, "requests one after another share one kept-alive connection"
+    try:
+        for round_ in (1, 2):
+            api_relay.close_connections()
+            body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"round": str(round_)}}
+            applied = orjson.loads(http.call("PATCH", path, body, APPLY, [("fieldManager", "test"), ("force", "true")]))
+            assert applied["data"] == {"round": str(round_)}
+            assert api_relay.accepted == 1 + round_, "each closed connection was replaced by one new connection"
+        http.get("/version")
+        assert api_relay.accepted == 3, "and the new one is kept alive"
+    finally:
+        with contextlib.suppress(KubeError):  # not there when the first write failed
+            http.call("DELETE", path)

@@ -1,6 +1,7 @@
 """A TCP relay in front of a real server, which a test can cut (connections reset, new ones refused) and restore.
 
-How a test makes the API server unreachable for one client while it keeps serving everyone else.
+How a test makes the API server unreachable for one client while it keeps serving everyone else, or closes the
+client's open connections the way a server ends idle kept-alive ones (`close_connections`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class TcpRelay:
     port: int = field(default_factory=free_port)
     host: str = "127.0.0.1"  # any loopback address: 127.0.0.2 is one the API server's certificate does not name
     _listener: socket.socket | None = None
+    accepted: int = 0  # connections accepted so far: how a test sees a client open a new one
     _open: set[socket.socket] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,6 +54,7 @@ class TcpRelay:
             upstream.settimeout(None)
             with self._lock:
                 self._open.update((client, upstream))
+                self.accepted += 1
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
@@ -78,6 +81,16 @@ class TcpRelay:
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)  # wakes the pumps blocked on it
+            connection.close()
+
+    def close_connections(self) -> None:
+        """Every open connection is closed (an end of stream, not a reset), as a server closes the kept-alive
+        connections it found idle; the relay goes on accepting new ones."""
+        with self._lock:
+            connections, self._open = self._open, set()
+        for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)  # wakes the pumps blocked on it
             connection.close()

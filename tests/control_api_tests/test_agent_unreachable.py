@@ -114,3 +114,19 @@ def test_a_post_whose_answer_was_lost_after_the_customer_was_created_finds_it(
         lambda: cluster_client.get("/agent", headers=auth).json().get("name"), what="the agent in the cache"
     )
     assert seen == reserved
+
+
+def test_a_change_after_the_api_server_closed_its_idle_connections_succeeds(
+    relayed_client: TestClient, api_relay: TcpRelay
+) -> None:
+    """The API server closes kept-alive connections idle for 90 s, which a loaded machine reaches between two changes
+    of an agent: the next change goes over a new connection. (It answered 503 "could not reach the cluster".)"""
+    _, auth = _login(relayed_client)
+    assert relayed_client.post("/agent", headers=auth, json=AGENT).status_code == 201
+    for ids in ([222], [333], [444]):
+        opened = api_relay.accepted
+        api_relay.close_connections()
+        changed = relayed_client.patch("/agent", headers=auth, json={"allowed_user_ids": ids})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["allowed_user_ids"] == ids
+        assert api_relay.accepted > opened, "over a new connection"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import select
 import socket
 import ssl
 import threading
@@ -23,7 +24,15 @@ from clawhost_api.kube.config import KubeConfig
 from clawhost_api.kube.errors import KubeError
 
 TIMEOUT_SECONDS = 30.0
-_STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, http.client.NotConnected)
+# How a request on a kept-alive connection the server has closed fails. A request with a body is sent in two writes
+# (headers, then body): the server's RST to the first makes TLS report the second as SSLEOFError, not a reset.
+_STALE_CONNECTION = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    http.client.NotConnected,
+    ssl.SSLEOFError,
+)
 _NO_ANSWER = (OSError, http.client.HTTPException)  # socket.timeout and ssl.SSLError are OSErrors
 
 
@@ -67,6 +76,17 @@ class Stream:
         if sock is not None:
             with contextlib.suppress(OSError):  # already closed
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+def _closed_by_server(connection: http.client.HTTPConnection) -> bool:
+    """Whether an idle kept-alive connection is unusable: the server closed it (or wrote to it unasked), so its
+    socket is readable (end of stream, close_notify or reset) although no request is outstanding."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class _HTTPSConnection(http.client.HTTPSConnection):
@@ -124,9 +144,16 @@ class KubeHttp:
         return headers
 
     def _send(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> Response:
-        """One request on this thread's kept-alive connection; a connection the server closed is reopened once."""
+        """One request on this thread's kept-alive connection; a connection the server closed is reopened once.
+
+        The API server closes a connection idle for 90 s. One found closed before sending is replaced at once;
+        one closed while the request goes out fails it as stale, and the request is sent again on a new one.
+        """
         for attempt in (1, 2):
             connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+            if connection is not None and _closed_by_server(connection):
+                self._forget(connection)
+                connection = None
             reused = connection is not None
             if connection is None:
                 connection = self._local.connection = self._connect(self._timeout)
