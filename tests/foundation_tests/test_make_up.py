@@ -43,6 +43,8 @@ def test_up_twice_then_down(cluster: object, tmp_path: Path) -> None:
         first = _cli(run_dir, "up")
         assert first.returncode == 0, first.stderr
         assert "clawhost local platform is up" in first.stdout
+        # The background start's progress is shown while `up` waits, before the summary.
+        assert first.stdout.index("[up] operator running") < first.stdout.index("clawhost local platform is up")
         kubeconfig = run_dir / "data" / "cluster" / "kubeconfig"
         assert f"export KUBECONFIG={kubeconfig}" in first.stdout
 
