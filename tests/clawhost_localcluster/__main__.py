@@ -494,6 +494,10 @@ def _down() -> int:
         if clean_after_killed_node():
             print("removed what a killed real node left on this machine")
         _remove_left_telegram_netns()
+        STATE_FILE.unlink(missing_ok=True)
+        if (RUN_DIR / "data").exists():  # a killed run's: its processes are gone, its files are not
+            subprocess.run(["rm", "-rf", str(RUN_DIR / "data")], check=True)
+            print("removed the data a killed run left")
         return 0
     os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
@@ -505,6 +509,7 @@ def _down() -> int:
     clean_after_killed_node()  # when the supervisor had to be killed, its node could not clean up
     _remove_left_telegram_netns()
     subprocess.run(["rm", "-rf", str(RUN_DIR / "data")], check=True)
+    STATE_FILE.unlink(missing_ok=True)
     print("stopped; data removed")
     return 0
 

@@ -201,3 +201,17 @@ def test_a_killed_service_is_restarted_and_the_platform_keeps_working(cluster: o
         down = _cli(run_dir, "down")
     assert down.returncode == 0
     assert _operator_pids(run_dir) == []
+
+
+def test_down_after_a_killed_run_removes_its_data(tmp_path: Path) -> None:
+    """A supervisor killed with SIGKILL leaves its files (its processes die with its process group): down removes
+    them, so nothing of that run stays on the machine."""
+    run_dir = tmp_path / "run"
+    (run_dir / "data" / "cluster").mkdir(parents=True)
+    (run_dir / "data" / "cluster" / "kubeconfig").write_text("left behind")
+    (run_dir / "state.json").write_text("{}")
+    (run_dir / "supervisor.pid").write_text("999999999")  # no such process
+    down = _cli(run_dir, "down")
+    assert down.returncode == 0, down.stderr
+    assert "removed the data a killed run left" in down.stdout
+    assert sorted(p.name for p in run_dir.iterdir()) == []
