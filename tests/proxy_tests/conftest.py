@@ -22,6 +22,30 @@ def fake_kimi() -> Iterator[FakeKimi]:
     server.stop()
 
 
+def _start_test_proxy(
+    name: str,
+    cluster: Cluster,
+    redis_server: RedisServer,
+    postgres_server: PostgresServer,
+    fake_kimi: FakeKimi,
+    session_dir: Path,
+    **extra: str,
+) -> RunningProxy:
+    workdir = session_dir / name
+    workdir.mkdir(exist_ok=True)
+    return start_proxy(
+        cluster,
+        redis_server,
+        f"http://127.0.0.1:{fake_kimi.port}/v1",
+        workdir,
+        postgres_server,
+        # Tests hold Redis's replies back (CLIENT PAUSE) for as long as a loaded machine needs.
+        CLAWHOST_PROXY_REDIS_TIMEOUT_SECONDS="30",
+        CLAWHOST_PROXY_REQUESTS_PER_SECOND="1000",
+        **extra,
+    )
+
+
 @pytest.fixture(scope="session")
 def proxy(
     platform_installed: Cluster,
@@ -30,22 +54,38 @@ def proxy(
     fake_kimi: FakeKimi,
     session_dir: Path,
 ) -> Iterator[RunningProxy]:
-    workdir = session_dir / "proxy"
-    workdir.mkdir(exist_ok=True)
-    running = start_proxy(
+    """The proxy most tests share. Its upstream read timeout is 3 s (120 s shipped), so the upstream-hang test gets its
+    504 quickly: a test that holds the upstream's answer for longer uses `proxy_with_shipped_upstream_timeout`."""
+    running = _start_test_proxy(
+        "proxy",
         platform_installed,
         redis_server,
-        f"http://127.0.0.1:{fake_kimi.port}/v1",
-        workdir,
         postgres_server,
+        fake_kimi,
+        session_dir,
         CLAWHOST_PROXY_UPSTREAM_TIMEOUT_SECONDS="3",
-        # Tests hold Redis's replies back (CLIENT PAUSE) for as long as a loaded machine needs.
-        CLAWHOST_PROXY_REDIS_TIMEOUT_SECONDS="30",
-        CLAWHOST_PROXY_REQUESTS_PER_SECOND="1000",
     )
     yield running
     running.process.stop()
     print(f"proxy log tail:\n{running.process.log_tail(3000)}")
+
+
+@pytest.fixture(scope="session")
+def proxy_with_shipped_upstream_timeout(
+    platform_installed: Cluster,
+    redis_server: RedisServer,
+    postgres_server: PostgresServer,
+    fake_kimi: FakeKimi,
+    session_dir: Path,
+) -> Iterator[RunningProxy]:
+    """A proxy with the upstream read timeout it ships with (120 s): for tests whose upstream holds its answers until
+    something slow on a loaded machine happened (200 calls reached it), which 3 s does not bound."""
+    running = _start_test_proxy(
+        "proxy-shipped-timeout", platform_installed, redis_server, postgres_server, fake_kimi, session_dir
+    )
+    yield running
+    running.process.stop()
+    print(f"proxy (shipped upstream timeout) log tail:\n{running.process.log_tail(3000)}")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from clawhost_api.tiers import get_tier
 from clawhost_api.usage import usage_counter_key, usage_period
 from clawhost_localcluster.fake_kimi import FakeKimi
 from clawhost_localcluster.platform import CustomerFactory
-from clawhost_localcluster.proxy_process import ProxyCustomer, RunningProxy, proxy_token_of
+from clawhost_localcluster.proxy_process import ProxyCustomer, RunningProxy, knows_token, proxy_token_of
 from clawhost_localcluster.services import RedisServer
 from clawhost_localcluster.waiting import eventually, eventually_async
 
@@ -219,8 +219,16 @@ def test_a_refused_overlapped_reservation_cancels_the_upstream_call(
 
 @pytest.mark.parametrize("stale_hint", [False, True], ids=["fresh", "stale-hint"])
 async def test_two_hundred_concurrent_streams_never_pass_the_limit(
-    proxy: RunningProxy, customer: ProxyCustomer, redis_server: RedisServer, fake_kimi: FakeKimi, stale_hint: bool
+    proxy_with_shipped_upstream_timeout: RunningProxy,
+    customer: ProxyCustomer,
+    redis_server: RedisServer,
+    fake_kimi: FakeKimi,
+    stale_hint: bool,
 ) -> None:
+    # With a stale hint the upstream holds every answer until all 200 calls reached it: on a loaded machine that
+    # takes longer than the shared proxy's 3 s upstream timeout, which then rightly answers 504.
+    proxy = proxy_with_shipped_upstream_timeout
+    eventually(lambda: knows_token(proxy, customer.token), timeout=30, what="this proxy to know the customer's token")
     # Closed when done (not left to the garbage collector) and bounded: a stuck call fails in a minute, not ten.
     async with openai.AsyncOpenAI(base_url=proxy.url, api_key=customer.token, max_retries=0, timeout=60) as client:
         await _two_hundred_streams(client, proxy, customer, redis_server, fake_kimi, stale_hint)
