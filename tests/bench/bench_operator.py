@@ -253,13 +253,28 @@ def _metric_sum(metrics_port: int, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
+def _metric_lines(metrics_port: int, names: tuple[str, ...]) -> dict[str, float]:
+    """Each labelled series of the given counters (the write breakdown: kind and verb; reconciles: trigger)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    series = (line.rsplit(" ", 1) for line in text.splitlines() if line.startswith(tuple(n + "{" for n in names)))
+    return {key: float(value) for key, value in series if float(value)}
+
+
+_BREAKDOWN = (
+    "clawhost_operator_api_writes_total",
+    "clawhost_operator_reconciles_total",
+    "clawhost_operator_ignored_events_total",
+)
+
+
 def _writes(metrics_port: int) -> float:
     return _metric_sum(metrics_port, "clawhost_operator_api_writes_total")
 
 
 def operator_phase(
     names: list[str], timeout: float, steady_seconds: float, extra_env: dict[str, str]
-) -> tuple[dict[str, float], dict[str, float], Pipeline]:
+) -> tuple[dict[str, float], dict[str, float], Pipeline, dict[str, float]]:
     with local_environment() as env:
         cluster = env.cluster
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "customer.crd.yaml"))
@@ -356,6 +371,7 @@ def operator_phase(
             writes_at_ready = _writes(metrics_port)
             reconciles_at_ready = _metric_sum(metrics_port, "clawhost_operator_reconciles_total")
             rss_at_ready = _rss_mb(pid)
+            breakdown = _metric_lines(metrics_port, _BREAKDOWN)
             cpu_at_ready = _cpu_seconds(pid)
             _log(f"all Ready after {elapsed:.1f}s; steady state for {steady_seconds:.0f}s")
             # Settle: the last Ready status writes may still be in flight when the count reaches N.
@@ -384,6 +400,7 @@ def operator_phase(
                 },
                 cpu_by_process,
                 pipeline,
+                breakdown,
             )
         finally:
             operator.stop()
@@ -421,7 +438,7 @@ def main() -> None:
         floor = floor_result["seconds_to_ready"]
         _log(f"floor: all Ready after {floor:.1f}s")
         steady = args.steady_seconds if number == args.rounds else 0.0
-        result, operator_cpu, operator_pipeline = operator_phase(names, args.timeout, steady, extra_env)
+        result, operator_cpu, operator_pipeline, breakdown = operator_phase(names, args.timeout, steady, extra_env)
         rounds.append((floor, result["seconds_to_ready"]))
         _log(f"round {number}: floor {floor:.1f}s, operator {rounds[-1][1]:.1f}s, {rounds[-1][1] / floor:.2f}x")
     n = args.customers
@@ -478,6 +495,12 @@ def main() -> None:
         print(f"| {stage} | {cells[0]} | {cells[1]} |")
     watchers = f"{floor_result['terminated_watchers']:.0f} | {result['terminated_watchers']:.0f}"
     print(f"| watches cut off by the API server (client too slow) | {watchers} |")
+    print()
+    print("The operator's counters when all were Ready (the last round; the canary included)")
+    print("| series | count | per customer |")
+    print("|---|---|---|")
+    for series, count in sorted(breakdown.items()):
+        print(f"| {series.removeprefix('clawhost_operator_')} | {count:.0f} | {count / n:.2f} |")
 
 
 if __name__ == "__main__":
