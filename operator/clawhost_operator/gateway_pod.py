@@ -25,6 +25,12 @@ class GatewayRun:
         return self.last_reason == "OOMKilled"
 
 
+# The ordinary start of a container (the kubelet creating it, the isolation gate's init container running): told as
+# the plain "waiting for the gateway pod to become Ready", so they are not kept. Telling them would cost every new
+# pod, and every rollout, a reconcile and a status write on the way in and another on the way out.
+STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+
+
 def summarize_pod(pod: Obj) -> Obj:
     """The gateway container's status as the pod cache keeps it (a change in it is worth a reconcile)."""
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
@@ -38,9 +44,15 @@ def summarize_pod(pod: Obj) -> Obj:
             "exitCode": last.get("exitCode"),
             "finishedAt": last.get("finishedAt"),
         }
-    if waiting.get("reason"):
+    if waiting.get("reason") and waiting["reason"] not in STARTING:
         summary["waiting"] = waiting["reason"]
     return summary
+
+
+def tells_nothing(summary: Obj) -> bool:
+    """A gateway that never restarted and waits for nothing unusual: `explain` and the restart Events read such a
+    pod exactly as no pod at all, so its arrival, its start and its leaving are worth no reconcile."""
+    return not summary.get("restarts") and "waiting" not in summary
 
 
 def gateway_run(pod: Obj | None) -> GatewayRun:

@@ -35,7 +35,7 @@ from clawhost_operator.children import (
     SECRET_NAME,
     SERVICE_ACCOUNT_NAME,
 )
-from clawhost_operator.gateway_pod import summarize_pod
+from clawhost_operator.gateway_pod import summarize_pod, tells_nothing
 
 logger = logging.getLogger("clawhost.operator.informers")
 
@@ -55,6 +55,7 @@ KEPT_METADATA = (
 )
 OWN_ANNOTATION_PREFIX = "clawhost.dev/"
 READINESS_FIELDS = ("observedGeneration", "readyReplicas", "updatedReplicas", "replicas")
+ABSENT = b""  # the significance of no object; also that of a pod with nothing to tell (`gateway_pod.tells_nothing`)
 
 
 def essential(obj: Obj, status: str) -> tuple[bytes, bytes]:
@@ -66,7 +67,9 @@ def essential(obj: Obj, status: str) -> tuple[bytes, bytes]:
     The significance is what a change must alter to be worth a reconcile: the essence itself, except that of
     a Deployment's status only the verdict counts (Ready or not when it should run, pods or none when it
     should not). On its way to Ready a new Deployment's status changes 3-4 times; only the last of them
-    changes the verdict. Of metadata annotations only the operator's own (clawhost.dev/...) are kept.
+    changes the verdict. Of metadata annotations only the operator's own (clawhost.dev/...) are kept. A pod that
+    tells nothing (never restarted, waiting for nothing unusual) has the significance of no pod (`ABSENT`): a new
+    customer's pod appearing and starting marks nobody dirty.
     """
     kept = {key: value for key, value in obj.items() if key not in ("metadata", "status")}
     meta = obj.get("metadata") or {}
@@ -79,9 +82,9 @@ def essential(obj: Obj, status: str) -> tuple[bytes, bytes]:
             del kept["metadata"]["annotations"]
     if status == "pod":  # only the gateway container's restarts and last exit, never the spec (its env names)
         pod = {"metadata": {key: meta[key] for key in ("name", "namespace", "uid") if key in meta}}
-        pod["status"] = summarize_pod(obj)
+        pod["status"] = summary = summarize_pod(obj)
         essence = orjson.dumps(pod)
-        return essence, essence
+        return essence, ABSENT if tells_nothing(summary) else essence
     if status == "all" and obj.get("status"):
         kept["status"] = obj["status"]
     if status != "readiness":
@@ -209,13 +212,16 @@ class ChildCache:
             held = self._items.get(key)
             if held is not None and (not unnamed or orjson.loads(held[1])["metadata"].get("uid") == meta.get("uid")):
                 del self._items[key]
-                self.on_change(key, self.child.kind, None)
+                if held[2] == ABSENT:
+                    self.on_ignored(self.child.kind)
+                else:
+                    self.on_change(key, self.child.kind, None)
             return
         version = obj["metadata"]["resourceVersion"]
         essence, significance = essential(obj, self.child.status)
         previous = self._items.get(key)
         self._items[key] = (version, essence, significance)
-        if previous is not None and previous[2] == significance:
+        if (ABSENT if previous is None else previous[2]) == significance:
             self.on_ignored(self.child.kind)
         else:
             self.on_change(key, self.child.kind, version)

@@ -6,7 +6,8 @@ import json
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from clawhost_operator.informers import CHILD_KINDS, ChildCache
 pytestmark = pytest.mark.cluster
 
 QUOTA_KIND = next(kind for kind in CHILD_KINDS if kind.kind == "quota")
+POD_KIND = next(kind for kind in CHILD_KINDS if kind.kind == "pod")
 
 
 class Recorder:
@@ -117,3 +119,98 @@ def test_a_fresh_listing_reports_what_changed_since_the_last(cluster: Cluster, c
     cache.informer.list_once()
     assert recorder.changes[customer] == 3
     assert cache.get(customer) is None
+
+
+def _pod(customer: str, name: str) -> str:
+    """A gateway pod held back from scheduling, so that no kwok node writes its status: the test writes what a
+    kubelet would."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace_for(customer), "labels": _labels(customer)},
+            "spec": {
+                "schedulingGates": [{"name": "clawhost.dev/test-hold"}],
+                "containers": [{"name": "gateway", "image": "clawhost/openclaw-gateway:test"}],
+            },
+        }
+    )
+
+
+def _gateway_status(cluster: Cluster, customer: str, pod: str, restarts: int, state: dict[str, Any]) -> str:
+    """Write the gateway container's status as a kubelet would; the pod's new resourceVersion."""
+    container: dict[str, Any] = {
+        "name": "gateway",
+        "image": "clawhost/openclaw-gateway:test",
+        "imageID": "",
+        "ready": "running" in state,
+        "restartCount": restarts,
+        "state": state,
+    }
+    if restarts:
+        container["lastState"] = {
+            "terminated": {"reason": "OOMKilled", "exitCode": 137, "finishedAt": "2026-12-01T10:05:00Z"}
+        }
+    patch = json.dumps({"status": {"containerStatuses": [container]}})
+    args = ["patch", "pod", pod, "-n", namespace_for(customer), "--subresource=status", "--type=merge", "-p", patch]
+    return str(json.loads(cluster.kubectl(*args, "-o", "json").stdout)["metadata"]["resourceVersion"])
+
+
+class HandledPods(ChildCache):
+    """The pod cache, counting the watch events it has finished handling per namespace: a test waits for the
+    count, so a marking that is absent is absent, not still on its way."""
+
+    def __init__(self, api: KubeHttp, recorder: Recorder) -> None:
+        super().__init__(POD_KIND, api, recorder.changed, recorder.skipped)
+        self.handled: Counter[str] = Counter()
+
+    def changed(self, event: str, obj: dict[str, Any]) -> None:
+        super().changed(event, obj)
+        self.handled[obj["metadata"].get("namespace", "")] += 1
+
+
+def test_a_gateway_pod_marks_its_customer_only_when_it_has_something_to_tell(
+    cluster: Cluster, customer: str, api: KubeHttp
+) -> None:
+    """A new pod that starts normally reads like no pod at all (nothing for the Customer's Ready condition): its
+    arrival, its ContainerCreating/PodInitializing wait, its start and its leaving queue no reconcile. A restart,
+    an unusual wait, and the leaving of a pod that had told something do."""
+    recorder = Recorder()
+    cache = HandledPods(api, recorder)
+    stop = threading.Event()
+    cache.start(stop)
+    namespace = namespace_for(customer)
+
+    def then(write: Callable[[], object]) -> int:
+        """Make one write to the customer's pod and wait until its watch event is handled; the markings so far."""
+        before = cache.handled[namespace]
+        write()
+        eventually(lambda: cache.handled[namespace] > before, what="the pod cache to handle the write")
+        return recorder.changes[customer]
+
+    def create(pod: str) -> None:
+        cluster.kubectl("create", "-f", "-", stdin=_pod(customer, pod))
+
+    def delete(pod: str) -> None:
+        cluster.kubectl("delete", "pod", pod, "-n", namespace)
+
+    def gateway(pod: str, restarts: int, state: dict[str, Any]) -> Callable[[], str]:
+        return lambda: _gateway_status(cluster, customer, pod, restarts, state)
+
+    running = {"running": {"startedAt": "2026-12-01T10:00:00Z"}}
+    try:
+        assert cache.synced.wait(30)
+        assert then(lambda: create("quiet")) == 0, "a new pod tells nothing"
+        for reason in ("ContainerCreating", "PodInitializing"):
+            assert then(gateway("quiet", 0, {"waiting": {"reason": reason}})) == 0, f"{reason}: the ordinary start"
+        assert then(gateway("quiet", 0, running)) == 0, "a started gateway tells nothing"
+        assert then(lambda: delete("quiet")) == 0, "a pod that told nothing leaves nothing to tell"
+        assert cache.get(customer) is None
+
+        assert then(lambda: create("oom")) == 0
+        assert then(gateway("oom", 1, {"waiting": {"reason": "CrashLoopBackOff"}})) == 1, "a restart is told"
+        assert then(gateway("oom", 1, running)) == 2, "running again: Ready says it restarted"
+        assert then(lambda: delete("oom")) == 3, "the pod that told a restart leaving"
+        assert cache.get(customer) is None
+    finally:
+        stop.set()
