@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import urllib.request
@@ -41,6 +42,14 @@ def proxy_kubeconfig(cluster: Cluster, directory: Path, server: str | None = Non
     return cluster.service_account_kubeconfig("platform", "token-proxy", directory / "proxy.kubeconfig", server)
 
 
+def ledger_stream_for(dsn: str) -> str:
+    """The ledger stream of the proxies that file into database `dsn`. Deployed, a platform's proxies share one
+    stream and one database. Tests run several platforms on one Redis, each with its own database: on one stream
+    the proxies of one (a session-scoped fixture's, alive to the end) took the rows of another's and filed them in
+    their own database, so a later test never saw its row."""
+    return f"clawhost:ledger:{hashlib.sha256(dsn.encode()).hexdigest()[:12]}"
+
+
 def start_proxy(
     cluster: Cluster,
     redis: RedisServer,
@@ -70,6 +79,9 @@ def start_proxy(
         **({"CLAWHOST_PROXY_POSTGRES_DSN": postgres.dsn} if postgres is not None else {}),
         **extra,
     )
+    dsn = env.get("CLAWHOST_PROXY_POSTGRES_DSN")
+    if dsn and "CLAWHOST_PROXY_LEDGER_STREAM" not in extra:
+        env["CLAWHOST_PROXY_LEDGER_STREAM"] = ledger_stream_for(dsn)
     process = ManagedProcess("proxy", [sys.executable, "-m", "clawhost_proxy"], workdir / f"proxy-{port}.log", env=env)
     process.start()
 
