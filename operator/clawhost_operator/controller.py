@@ -48,7 +48,7 @@ class Operator:
     def __init__(self, settings: OperatorSettings, http: KubeHttp) -> None:
         self.settings = settings
         self.reconciler = Reconciler(settings, KubeWriter(http))
-        self.queue = WorkQueue()
+        self.queue = WorkQueue(conditional=frozenset({"first-status"}))  # skipped once no longer needed
         self.stopping = threading.Event()
         self.bot_secret_users = BotSecretIndex()
         self.customers = ChildCache(CUSTOMERS, http, self._customer_changed, self._count_ignored)

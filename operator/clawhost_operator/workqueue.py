@@ -22,7 +22,12 @@ class WorkQueue:
     the first ones from showing Ready nor delays a repair until the whole burst has been provisioned.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, conditional: frozenset[str] = frozenset()) -> None:
+        # Triggers whose pass may be skipped when it is no longer needed (a new Customer's deferred first-status
+        # look): a mark with another trigger merged into such an entry replaces its trigger, or it would be skipped
+        # with it (a Deployment turning Ready then waited for the periodic pass).
+        self._conditional = conditional
+        self._triggers: dict[str, str] = {}  # name -> the trigger its queued pass runs as
         lock = threading.RLock()
         self._cond = threading.Condition(lock)  # workers wait on it
         self._timer_cond = threading.Condition(lock)  # the timer thread waits on it
@@ -35,16 +40,27 @@ class WorkQueue:
         self._timer: threading.Thread | None = None
         self._closed = False
 
+    def _merged(self, held: str, new: str, prefer_new: bool = False) -> str:
+        """The trigger of one pass marked twice: one that is not conditional wins; else the first (the new one
+        when it promotes the entry to the urgent lane)."""
+        if (held in self._conditional) != (new in self._conditional):
+            return held if new in self._conditional else new
+        return new if prefer_new else held
+
     def add(self, name: str, trigger: str, urgent: bool = False) -> None:
         with self._cond:
             if name in self._active:
                 first_trigger, was_urgent = self._again.get(name, (trigger, False))
-                self._again[name] = (first_trigger, urgent or was_urgent)
+                self._again[name] = (self._merged(first_trigger, trigger), urgent or was_urgent)
             elif name not in self._queued or (urgent and not self._queued[name]):
                 # Promoted from the normal lane: its old entry there is skipped when reached.
+                held = self._triggers.get(name)
+                self._triggers[name] = trigger if held is None else self._merged(held, trigger, prefer_new=True)
                 self._queued[name] = urgent
                 self._lanes[0 if urgent else 1].append((name, trigger))
                 self._cond.notify()
+            else:
+                self._triggers[name] = self._merged(self._triggers[name], trigger)
 
     def add_after(self, name: str, trigger: str, delay: float, urgent: bool = False) -> None:
         """`add` once `delay` seconds have passed (one timer thread for all: a burst may defer hundreds)."""
@@ -73,7 +89,7 @@ class WorkQueue:
                         name, trigger = lane.popleft()
                         if self._queued.pop(name, None) is not None:
                             self._active.add(name)
-                            return name, trigger
+                            return name, self._triggers.pop(name, trigger)
                 self._cond.wait()
             return None
 

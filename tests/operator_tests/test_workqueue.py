@@ -60,6 +60,26 @@ def test_a_mark_while_in_progress_runs_again_after_done() -> None:
     assert queue.depth() == 0
 
 
+def test_a_conditional_mark_gives_way_to_a_real_one() -> None:
+    """A deferred first-status look is skipped once no longer needed: a Deployment's turning Ready marked while
+    that look is queued or in progress must not be skipped with it (N=1000: one Customer Ready 2 min late)."""
+    queue = WorkQueue(conditional=frozenset({"first-status"}))
+    queue.add("a", "first-status", urgent=True)
+    queue.add("a", "deployment", urgent=True)  # already queued urgent: merged into that entry
+    assert queue.get() == ("a", "deployment")
+    queue.add("a", "first-status", urgent=True)  # while in progress
+    queue.add("a", "deployment", urgent=True)
+    queue.done("a")
+    assert queue.get() == ("a", "deployment")
+    queue.done("a")
+    queue.add("b", "customer")
+    queue.add("b", "first-status", urgent=True)  # promotes it, but its pass is still the customer's
+    queue.add("c", "resync")
+    queue.add("c", "deployment", urgent=True)  # promoted by a real mark: runs as that, as before
+    assert [queue.get(), queue.get()] == [("b", "customer"), ("c", "deployment")]
+    assert queue.depth() == 0
+
+
 def test_workers_never_run_one_customer_twice_at_once_and_close_stops_them() -> None:
     queue = WorkQueue()
     running: set[str] = set()
